@@ -161,6 +161,14 @@ def load_config(path: Optional[Union[str, os.PathLike]] = None, overrides: Itera
     return cfg
 
 
+def apply_overrides(cfg: Config, overrides: Iterable[str]) -> Config:
+    """Return a copy of `cfg` with `key=value` overrides applied (checked like any override)."""
+    out = copy.deepcopy(cfg)
+    for item in overrides:
+        _merge(out, parse_override(item), f"override '{item}'")
+    return out
+
+
 def merge_into(cfg: Config, update: Mapping, where: str = "update") -> Config:
     """Return a copy of `cfg` with `update` (a nested mapping) merged in, checked like a config file."""
     out = copy.deepcopy(cfg)
@@ -202,8 +210,17 @@ __all__: List[str] = [
     "load_config",
     "load_defaults",
     "merge_into",
+    "apply_overrides",
+    "import_custom_modules_from",
     "parse_override",
     "save_config",
     "config_from_dict",
     "flatten",
 ]
+
+
+def import_custom_modules_from(cfg: Mapping) -> None:
+    """Import the modules listed in the config key `custom_imports` (user plugins register themselves on import)."""
+    from .registry import import_custom_modules
+
+    import_custom_modules(cfg.get("custom_imports") or [])

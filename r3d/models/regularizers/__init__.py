@@ -1,0 +1,27 @@
+"""Token-level regularisers that run between the per-modality projections and the fuser.
+
+Each one is an `nn.Module` registered in `r3d.registry.REGULARIZERS` with
+`forward(tokens: {m: (B,T,C)}, present: {m: bool (B,)}) -> (tokens, present, losses: {name: scalar}, stats: {name: scalar})`
+and a classmethod `from_config(cfg, modalities, dim) -> Optional[module]` that returns None when disabled.
+They run in the order of `ORDER` (modality dropout first, so that EBR sees and fills the dropped modality).
+"""
+from __future__ import annotations
+
+from typing import List, Sequence
+
+import torch.nn as nn
+
+from ...registry import REGULARIZERS
+
+ORDER: List[str] = []
+
+
+def build_regularizers(cfg, modalities: Sequence[str], dim: int) -> List[nn.Module]:
+    """The enabled regularisers, in `ORDER`, then any other registered ones (plugins) that enable themselves."""
+    names = [n for n in ORDER if n in REGULARIZERS] + [n for n in REGULARIZERS.names() if n not in ORDER]
+    out = []
+    for name in names:
+        reg = REGULARIZERS.get(name).from_config(cfg, list(modalities), dim)
+        if reg is not None:
+            out.append(reg)
+    return out

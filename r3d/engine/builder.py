@@ -1,0 +1,89 @@
+"""Assemble data loaders and the model from a config (shared by train, test, demo and the benchmarks)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+import torch
+from torch.utils.data import DataLoader
+
+from .. import __version__
+from ..config import Config, import_custom_modules_from
+from ..models.anticipator import Anticipator
+
+_logger = logging.getLogger("r3d")
+
+
+@dataclass
+class DataBundle:
+    """Datasets, loaders and the dataset description (class names, action vocabulary)."""
+
+    train: Any
+    val: Any
+    info: Any
+    train_loader: Optional[DataLoader]
+    val_loader: DataLoader
+
+
+def prepare_root(cfg: Config, accelerator=None) -> None:
+    """Render the synthetic benchmark into `data.root` first when `data.generate_if_missing` and it is absent."""
+    if not cfg.data.generate_if_missing or cfg.data.features:
+        return
+    from ..data.synthetic import ensure_synthetic
+
+    if accelerator is None or accelerator.is_main_process:
+        if ensure_synthetic(cfg.data.root, cfg):
+            _logger.info("generated the synthetic benchmark in %s", cfg.data.root)
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
+
+
+def make_loader(dataset, cfg: Config, train: bool, batch_size: int) -> DataLoader:
+    """DataLoader with the config's workers; the training order is a function of (seed, epoch) only."""
+    gen = torch.Generator()
+    gen.manual_seed(int(cfg.seed))
+    workers = int(cfg.data.num_workers)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=train, drop_last=False, num_workers=workers,
+                      generator=gen if train else None, pin_memory=False,
+                      persistent_workers=False, prefetch_factor=4 if workers > 0 else None)
+
+
+def build_data(cfg: Config, accelerator=None, train: bool = True) -> DataBundle:
+    """Build the datasets named by the config; with `train=False` only the validation split is built."""
+    import_custom_modules_from(cfg)
+    prepare_root(cfg, accelerator)
+    from ..data.dataset import build_datasets
+
+    train_ds, val_ds, info = build_datasets(cfg, train=train)
+    train_loader = make_loader(train_ds, cfg, True, cfg.train.batch_size) if train_ds is not None else None
+    val_loader = make_loader(val_ds, cfg, False, cfg.eval.batch_size)
+    return DataBundle(train_ds, val_ds, info, train_loader, val_loader)
+
+
+def build_model(cfg: Config, info: Any) -> Anticipator:
+    """The anticipator for a dataset description (class counts and action vocabulary come from `info`)."""
+    import_custom_modules_from(cfg)
+    from ..data.dataset import num_classes
+
+    return Anticipator(cfg, num_classes(info), actions=info.actions)
+
+
+def model_meta(cfg: Config, info: Any, model: Optional[torch.nn.Module] = None) -> Dict[str, Any]:
+    """What `model.json` records next to exported weights: enough to rebuild the model and name its outputs."""
+    from ..data.dataset import num_classes
+
+    meta: Dict[str, Any] = {
+        "r3d_version": __version__,
+        "config": cfg.to_dict(),
+        "num_classes": num_classes(info),
+        "verb_classes": list(info.verb_classes),
+        "noun_classes": list(info.noun_classes),
+        "actions": [list(a) for a in info.actions],
+        "dataset": getattr(info, "name", ""),
+    }
+    if model is not None:
+        for reg in getattr(model, "regularizers", []):
+            if hasattr(reg, "export_meta"):
+                meta.update(reg.export_meta())
+    return meta

@@ -1,0 +1,38 @@
+"""Training objective: verb / noun / action cross-entropy plus the auxiliary losses the model reports."""
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Tuple
+
+import torch
+import torch.nn.functional as F
+
+Tensor = torch.Tensor
+
+
+def anticipation_loss(outputs: Mapping[str, Any], batch: Mapping[str, Any], weights: Mapping[str, float],
+                      label_smoothing: float = 0.0) -> Tuple[Tensor, Dict[str, Tensor]]:
+    """Weighted CE on each head plus every auxiliary loss in `outputs["losses"]` (already weighted by its module).
+
+    Labels < 0 (no label) and labels ≥ the number of classes (an action pair never seen in training) are ignored.
+    Returns (total scalar, {name: detached scalar}) for logging.
+    """
+    total = None
+    parts: Dict[str, Tensor] = {}
+    for key, logits in outputs["logits"].items():
+        w = float(weights.get(key, 1.0))
+        if w == 0.0:
+            continue
+        target = batch[key].to(logits.device).long()
+        target = torch.where((target >= 0) & (target < logits.shape[-1]), target, torch.full_like(target, -100))
+        if (target >= 0).any():
+            loss = F.cross_entropy(logits.float(), target, ignore_index=-100, label_smoothing=label_smoothing)
+        else:  # a batch with no usable label of this kind still keeps the graph connected
+            loss = logits.float().sum() * 0.0
+        parts[key] = loss.detach()
+        total = w * loss if total is None else total + w * loss
+    for name, aux in outputs.get("losses", {}).items():
+        parts[name] = aux.detach().float()
+        total = aux.float() if total is None else total + aux.float()
+    if total is None:
+        raise ValueError("no loss to optimise: every train.loss_weights entry is 0 and the model has no auxiliary loss")
+    return total, parts

@@ -1,0 +1,66 @@
+"""Evaluate exported weights on a dataset split: anticipation metrics, collapse diagnostics, modality reliance."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from ..config import Config
+from .builder import build_data, build_model
+from .checkpoint import load_meta, load_model_weights, write_text_atomic
+from .evaluate import evaluate
+
+_logger = logging.getLogger("r3d.test")
+
+
+def check_vocabulary(meta: Dict[str, Any], info: Any, root: str) -> None:
+    """The evaluated dataset must use the classes the checkpoint was trained on (else every id would mean another
+    class)."""
+    for key, theirs in (("verb_classes", info.verb_classes), ("noun_classes", info.noun_classes)):
+        if list(meta[key]) != list(theirs):
+            raise ValueError(
+                f"{root}: {key} differ from the checkpoint's ({len(theirs)} vs {len(meta[key])} classes): "
+                "evaluate on a dataset with the same class lists"
+            )
+    if [list(a) for a in info.actions] != [list(a) for a in meta["actions"]]:
+        raise ValueError(
+            f"{root}: the action vocabulary (pairs in train.csv order, or annotations/actions.csv) differs from the "
+            "checkpoint's; add the checkpoint's actions.csv to the dataset"
+        )
+
+
+def test(cfg: Config, checkpoint: str, out: Optional[str] = None, drop_modality: Optional[str] = None,
+         collapse: Optional[bool] = None, export_ek100: Optional[str] = None) -> Dict[str, Any]:
+    """Load `checkpoint` (run folder or model.safetensors), evaluate on `data.val_split`, write metrics JSON."""
+    from accelerate import Accelerator
+
+    meta = load_meta(checkpoint)
+    accelerator = Accelerator(mixed_precision=str(cfg.train.mixed_precision))
+    data = build_data(cfg, accelerator=accelerator, train=False)
+    check_vocabulary(meta, data.info, cfg.data.root)
+    model = build_model(cfg, data.info)
+    load_model_weights(model, checkpoint)
+    for reg in model.regularizers:
+        if hasattr(reg, "load_meta"):
+            reg.load_meta(meta)
+    model, loader = accelerator.prepare(model, data.val_loader)
+    do_collapse = cfg.eval.collapse if collapse is None else collapse
+    metrics = evaluate(model, loader, accelerator, collapse=do_collapse, reliance=do_collapse,
+                       observed_fractions=cfg.eval.observed_fractions if do_collapse else (),
+                       drop_modality=drop_modality)
+    metrics["checkpoint"] = str(checkpoint)
+    metrics["split"] = cfg.data.val_split
+    metrics["data"] = dict(getattr(data.val, "stats", {}))
+    if export_ek100:
+        from .export import export_predictions_ek100
+
+        export_predictions_ek100(model, loader, accelerator, data, cfg, export_ek100)
+        metrics["ek100_export"] = str(export_ek100)
+    if accelerator.is_main_process:
+        out_path = Path(out) if out else Path(checkpoint if Path(checkpoint).is_dir() else Path(checkpoint).parent) \
+            / ("metrics_test.json" if drop_modality is None else f"metrics_test_no_{drop_modality}.json")
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out_path, json.dumps(metrics, indent=1))
+        metrics["_out"] = str(out_path)
+    return metrics

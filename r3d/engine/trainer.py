@@ -1,0 +1,234 @@
+"""Training on accelerate: one loop for CPU, one GPU, many GPUs and many nodes.
+
+- The learning-rate schedule (linear warm-up, then cosine) is a function of the optimiser step, sized from the
+  dataset length and the *global* batch (batch_size × processes × grad_accum), so a 2-process run follows the same
+  schedule per sample as one process with 2 accumulation steps.
+- Mixed precision (bf16/fp16) comes from `train.mixed_precision` through `accelerator.autocast()`.
+- Every epoch ends with `save_state` into `checkpoints/epoch_XXXX` (atomic) and an updated `latest` pointer;
+  `train.save_every_steps` adds mid-epoch states. `resume` restores model, optimiser, scheduler, EMA, RNG and the
+  position in the epoch (`skip_first_batches`).
+- The data order is a function of (seed, epoch) only, so a resumed run sees exactly the batches it would have seen.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import torch
+from tqdm.auto import tqdm
+
+from ..config import Config, flatten, save_config
+from ..metrics.anticipation import anticipation_metrics  # noqa: F401  (re-exported for tools)
+from .builder import build_data, build_model, model_meta
+from .checkpoint import export_model, find_latest, save_training_state, write_text_atomic
+from .evaluate import evaluate
+from .losses import anticipation_loss
+
+_logger = logging.getLogger("r3d.train")
+
+
+class TrainProgress:
+    """Where training is: epoch, batches done in that epoch, optimiser steps. Saved with every state."""
+
+    def __init__(self) -> None:
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.step = 0
+        self.best: Dict[str, Any] = {}
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
+                "best": json.dumps(self.best)}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.epoch = int(state["epoch"])
+        self.batch_in_epoch = int(state["batch_in_epoch"])
+        self.step = int(state["step"])
+        self.best = json.loads(state.get("best", "{}"))
+
+
+def lr_lambda_factory(total_steps: int, warmup_steps: int, base_lr: float, min_lr: float):
+    """Multiplier of the base LR at optimiser step s: linear warm-up to 1, then cosine to min_lr/base_lr."""
+    floor = min_lr / base_lr if base_lr > 0 else 0.0
+
+    def fn(step: int) -> float:
+        if warmup_steps > 0 and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        progress = min(max(progress, 0.0), 1.0)
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return fn
+
+
+def make_accelerator(cfg: Config, find_unused: bool):
+    from accelerate import Accelerator, DataLoaderConfiguration
+    from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
+
+    mp = str(cfg.train.mixed_precision)
+    if mp not in ("no", "bf16", "fp16"):
+        raise ValueError(f"train.mixed_precision must be no, bf16 or fp16, got '{mp}'")
+    log_with = None if cfg.train.log_with in (None, "none", "") else cfg.train.log_with
+    return Accelerator(
+        mixed_precision=mp,
+        gradient_accumulation_steps=cfg.train.grad_accum,
+        log_with=log_with,
+        project_config=ProjectConfiguration(project_dir=str(cfg.work_dir), logging_dir=str(Path(cfg.work_dir) / "logs")),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=find_unused)],
+    )
+
+
+def train(cfg: Config, resume: Optional[str] = None) -> Dict[str, Any]:
+    """Train the model described by `cfg`; returns the final validation metrics (also in WORK_DIR/metrics.json).
+
+    `resume`: None (fresh run; refuses a WORK_DIR that already has checkpoints), "auto" (latest state in
+    WORK_DIR/checkpoints if any) or a state folder.
+    """
+    from accelerate.utils import set_seed
+
+    work_dir = Path(cfg.work_dir)
+    ckpt_root = work_dir / "checkpoints"
+    if resume is None and find_latest(ckpt_root) is not None:
+        raise FileExistsError(
+            f"{work_dir} already holds checkpoints: pass --resume to continue that run, or choose another work_dir "
+            "(nothing was overwritten)"
+        )
+    # Only modality dropout can skip a branch (a dropped modality's EBR projector gets no gradient).
+    find_unused = float(cfg.model.modality_dropout) > 0
+    accelerator = make_accelerator(cfg, find_unused)
+    if cfg.train.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    set_seed(cfg.seed)
+    if accelerator.is_main_process:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, work_dir / "config.yaml")
+
+    data = build_data(cfg, accelerator=accelerator)
+    model = build_model(cfg, data.info)
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 or n.endswith(".pos") or "alpha" in n else decay).append(p)
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.train.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.train.lr)
+    global_batch = cfg.train.batch_size * accelerator.num_processes * cfg.train.grad_accum
+    steps_per_epoch = max(1, math.ceil(len(data.train) / global_batch))
+    total_steps = steps_per_epoch * cfg.train.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda_factory(total_steps, steps_per_epoch * cfg.train.warmup_epochs, cfg.train.lr,
+                                     cfg.train.min_lr))
+    model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, data.train_loader,
+                                                                     data.val_loader)
+    accelerator.register_for_checkpointing(scheduler)
+    progress = TrainProgress()
+    accelerator.register_for_checkpointing(progress)
+    ema = None
+    if cfg.train.ema:
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(accelerator.unwrap_model(model), decay=cfg.train.ema_decay)
+        accelerator.register_for_checkpointing(ema)
+
+    if resume is not None:
+        state = find_latest(ckpt_root) if resume == "auto" else Path(resume)
+        if state is not None:
+            accelerator.load_state(str(state))
+            accelerator.print(f"resumed from {state} (epoch {progress.epoch}, batch {progress.batch_in_epoch})")
+        elif resume != "auto":
+            raise FileNotFoundError(f"--resume {resume}: no such state folder")
+    if accelerator.is_main_process and cfg.train.log_with not in (None, "none", ""):
+        hp = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in flatten(cfg.to_dict()).items()}
+        accelerator.init_trackers("r3d", config=hp)
+    elif cfg.train.log_with not in (None, "none", ""):
+        accelerator.init_trackers("r3d")
+
+    unwrapped = accelerator.unwrap_model(model)
+    regs = [r for r in unwrapped.regularizers if hasattr(r, "set_epoch")]
+    metrics: Dict[str, Any] = {}
+    t_start = time.perf_counter()
+    stats = getattr(data.train, "stats", {})
+    if stats and accelerator.is_main_process:
+        _logger.info("train data: %s", stats)
+    for epoch in range(progress.epoch, cfg.train.epochs):
+        progress.epoch = epoch
+        for r in regs:
+            r.set_epoch(epoch)
+        if hasattr(data.train, "set_epoch"):
+            data.train.set_epoch(epoch)
+        train_loader.set_epoch(epoch)
+        loader = train_loader
+        if progress.batch_in_epoch > 0:
+            loader = accelerator.skip_first_batches(train_loader, progress.batch_in_epoch)
+        model.train()
+        bar = tqdm(loader, total=len(train_loader), initial=progress.batch_in_epoch,
+                   desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=not accelerator.is_local_main_process,
+                   dynamic_ncols=True)
+        running: Dict[str, float] = {}
+        n_run = 0
+        for batch in bar:
+            with accelerator.accumulate(model):
+                with accelerator.autocast():
+                    out = model(batch)
+                loss, parts = anticipation_loss(out, batch, cfg.train.loss_weights, cfg.train.label_smoothing)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and cfg.train.clip_grad > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), cfg.train.clip_grad)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                if accelerator.sync_gradients:
+                    scheduler.step()
+                    progress.step += 1
+                    if ema is not None:
+                        ema.update(accelerator.unwrap_model(model), step=progress.step)
+            progress.batch_in_epoch += 1
+            n_run += 1
+            for k, v in parts.items():
+                running[k] = running.get(k, 0.0) + float(v)
+            for k, v in out.get("stats", {}).items():
+                running[k] = running.get(k, 0.0) + float(v)
+            bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+            if cfg.train.save_every_steps > 0 and accelerator.sync_gradients \
+                    and progress.step % cfg.train.save_every_steps == 0 and progress.batch_in_epoch < len(train_loader):
+                save_training_state(accelerator, ckpt_root, f"step_{progress.step:07d}", cfg.train.keep_checkpoints)
+        log = {f"train/{k}": v / max(n_run, 1) for k, v in running.items()}
+        log["train/lr"] = scheduler.get_last_lr()[0]
+        last = epoch + 1 == cfg.train.epochs
+        if last or (cfg.train.eval_every > 0 and (epoch + 1) % cfg.train.eval_every == 0):
+            eval_model = ema.module if (ema is not None and cfg.train.eval_ema) else model
+            metrics = evaluate(eval_model, val_loader, accelerator, collapse=cfg.eval.collapse,
+                               observed_fractions=())
+            log.update({f"val/{k}/{m}": v for k, d in metrics.items() if isinstance(d, dict)
+                        for m, v in d.items() if isinstance(v, (int, float))})
+            col = metrics.get("collapse", {})
+            log.update({f"collapse/{k}": v for k, v in flatten(col).items() if isinstance(v, (int, float))})
+            accelerator.print(
+                f"epoch {epoch + 1}: loss {log.get('train/verb', 0) + log.get('train/noun', 0):.3f}(v+n) "
+                f"val action top1 {metrics['action']['top1']:.2f} verb {metrics['verb']['top1']:.2f} "
+                f"noun {metrics['noun']['top1']:.2f}"
+            )
+        if cfg.train.log_with not in (None, "none", ""):
+            accelerator.log(log, step=epoch + 1)
+        progress.epoch = epoch + 1
+        progress.batch_in_epoch = 0
+        save_training_state(accelerator, ckpt_root, f"epoch_{epoch + 1:04d}", cfg.train.keep_checkpoints)
+
+    accelerator.wait_for_everyone()
+    if not metrics:  # resumed after the last epoch: evaluate the final state
+        eval_model = ema.module if (ema is not None and cfg.train.eval_ema) else model
+        metrics = evaluate(eval_model, val_loader, accelerator, collapse=cfg.eval.collapse)
+    metrics["train_seconds"] = round(time.perf_counter() - t_start, 1)
+    metrics["data"] = {"train": dict(getattr(data.train, "stats", {})), "val": dict(getattr(data.val, "stats", {}))}
+    if accelerator.is_main_process:
+        final = ema.module if (ema is not None and cfg.train.eval_ema) else accelerator.unwrap_model(model)
+        meta = model_meta(cfg, data.info, accelerator.unwrap_model(model))
+        export_model(final, meta, work_dir)
+        write_text_atomic(work_dir / "metrics.json", json.dumps(metrics, indent=1))
+    if cfg.train.log_with not in (None, "none", ""):
+        accelerator.end_training()
+    return metrics

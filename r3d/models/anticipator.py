@@ -1,0 +1,131 @@
+"""The RGB-D anticipator: per-modality backbones → projection to C → regularisers → fuser → temporal head.
+
+```
+frames[m] (B,T,Cin,H,W) --backbone[m]--> feats[m] (B,T,F_m) --proj[m]--> tokens_pre[m] (B,T,C)
+tokens_pre --regularisers (modality dropout, EBR h⁻¹(h(z)) and missing-modality substitution, KD loss)-->
+        --fuser--> fused (B,T,C) + tokens_post[m] (B,T,C) --head--> logits {verb, noun, action}
+```
+The three stages are separate methods (`encode_frames`, `project`, `forward_tokens`) so that the feature cache (which
+stores `feats`) and the streaming demo (which keeps `feats` in a ring buffer) reuse exactly the training computation.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import Config
+from ..registry import FUSERS, HEADS
+from . import fusers as _fusers  # noqa: F401  (register built-in fusers)
+from . import heads as _heads  # noqa: F401  (register built-in heads)
+from .backbones import build_backbone
+from .regularizers import build_regularizers
+
+Tensor = torch.Tensor
+
+
+def build_fuser(cfg: Config, modalities: Sequence[str]) -> nn.Module:
+    """The fuser named by `model.fuser` (or `identity` for a unimodal model), with its config section as kwargs."""
+    name = cfg.model.fuser if len(modalities) > 1 else "identity"
+    cls = FUSERS.get(name)
+    section = getattr(cls, "config_section", None)
+    kwargs: Dict[str, Any] = dict(cfg.model.get(section, {}) or {}) if section else {}
+    kwargs.update(cfg.model.fuser_args or {})
+    return FUSERS.build(name, dim=cfg.model.dim, modalities=tuple(modalities), **kwargs)
+
+
+class Anticipator(nn.Module):
+    """RGB-D next-action anticipator assembled from the config (see module docstring for the data flow)."""
+
+    def __init__(self, cfg: Config, num_classes: Mapping[str, int], actions: Optional[Sequence[Sequence[int]]] = None):
+        super().__init__()
+        self.modalities: List[str] = list(cfg.model.modalities)
+        if not self.modalities or len(set(self.modalities)) != len(self.modalities):
+            raise ValueError(f"model.modalities must be a non-empty list without repeats, got {self.modalities}")
+        self.num_classes = dict(num_classes)
+        self.dim = cfg.model.dim
+        self.num_frames = cfg.data.num_frames
+        self.action_from = cfg.model.action_from
+        if self.action_from not in ("head", "product"):
+            raise ValueError(f"model.action_from must be 'head' or 'product', got '{self.action_from}'")
+        self.backbones = nn.ModuleDict(
+            {m: build_backbone(m, cfg.model[f"{m}_backbone"], cfg.data.img_size) for m in self.modalities}
+        )
+        self.proj = nn.ModuleDict(
+            {m: nn.Sequential(nn.Linear(self.backbones[m].num_features, self.dim), nn.LayerNorm(self.dim))
+             for m in self.modalities}
+        )
+        self.regularizers = nn.ModuleList(build_regularizers(cfg, self.modalities, self.dim))
+        self.fuser = build_fuser(cfg, self.modalities)
+        head_kwargs = dict(dim=self.dim, num_classes=self.num_classes, num_frames=self.num_frames,
+                           **(cfg.model.head_args or {}))
+        if getattr(self.fuser, "separate_heads", False):
+            self.heads = nn.ModuleDict({m: HEADS.build(cfg.model.head, **head_kwargs) for m in self.modalities})
+        else:
+            self.heads = nn.ModuleDict({"fused": HEADS.build(cfg.model.head, **head_kwargs)})
+        acts = torch.as_tensor(actions if actions is not None else [], dtype=torch.long).view(-1, 2)
+        if self.action_from == "product" and len(acts) != self.num_classes.get("action", -1):
+            raise ValueError("model.action_from=product needs the action vocabulary (one (verb, noun) pair per class)")
+        self.register_buffer("actions", acts, persistent=False)
+
+    # -- stages -------------------------------------------------------------------------------------------------
+    def encode_frames(self, batch: Mapping[str, Any]) -> Dict[str, Tensor]:
+        """Backbone features per modality: batch[m] (B,T,Cin,H,W) -> {m: (B,T,F_m)}."""
+        return {m: self.backbones[m](batch[m]) for m in self.modalities}
+
+    def project(self, feats: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+        """{m: (B,T,F_m)} -> {m: (B,T,C)}: per-modality projection to the common width C."""
+        return {m: self.proj[m](feats[m]) for m in self.modalities}
+
+    def forward_tokens(self, tokens: Dict[str, Tensor], present: Optional[Dict[str, Tensor]] = None) -> Dict[str, Any]:
+        """Regularisers, fuser and head on projected tokens {m: (B,T,C)}; present {m: bool (B,)} or None (all)."""
+        b = next(iter(tokens.values())).shape[0]
+        device = next(iter(tokens.values())).device
+        if present is None:
+            present = {m: torch.ones(b, dtype=torch.bool, device=device) for m in self.modalities}
+        present = {m: present[m].to(device=device, dtype=torch.bool).view(b) for m in self.modalities}
+        # A missing modality is zeros plus the presence mask (EBR may substitute it below).
+        tokens = {m: tokens[m] * present[m].view(b, 1, 1).to(tokens[m].dtype) for m in self.modalities}
+        tokens_pre = dict(tokens)
+        losses: Dict[str, Tensor] = {}
+        stats: Dict[str, Tensor] = {}
+        for reg in self.regularizers:
+            tokens, present, reg_losses, reg_stats = reg(tokens, present)
+            losses.update(reg_losses)
+            stats.update(reg_stats)
+        out = self.fuser(tokens, present)
+        if out.aux_loss is not None:
+            losses["fuser"] = out.aux_loss
+        if getattr(self.fuser, "separate_heads", False):
+            per_mod = {m: self.heads[m](out.tokens[m]) for m in self.modalities}
+            w = torch.stack([present[m].float() for m in self.modalities], 0)  # (M, B): average over present heads
+            w = w / w.sum(0, keepdim=True).clamp_min(1.0)
+            logits = {k: sum(w[i].unsqueeze(-1) * per_mod[m][k].float() for i, m in enumerate(self.modalities))
+                      for k in per_mod[self.modalities[0]]}
+        else:
+            logits = self.heads["fused"](out.fused)
+        if self.action_from == "product":
+            logits["action"] = self._product_action_logits(logits["verb"], logits["noun"])
+        return {"logits": logits, "tokens_pre": tokens_pre, "tokens_in": tokens, "tokens_post": out.tokens,
+                "fused": out.fused, "present": present, "losses": losses, "stats": stats}
+
+    def _product_action_logits(self, verb: Tensor, noun: Tensor) -> Tensor:
+        """log p(v)·p(n) for each (v, n) in the action vocabulary: (B,V),(B,N) -> (B,A)."""
+        lv = F.log_softmax(verb.float(), -1)
+        ln = F.log_softmax(noun.float(), -1)
+        return lv[:, self.actions[:, 0]] + ln[:, self.actions[:, 1]]
+
+    def forward(self, batch: Mapping[str, Any]) -> Dict[str, Any]:
+        """batch: the dataset sample dict, batched (or `feats_<m>` (B,T,F_m) from the feature cache)."""
+        if all(f"feats_{m}" in batch for m in self.modalities):
+            feats = {m: batch[f"feats_{m}"] for m in self.modalities}
+        else:
+            feats = self.encode_frames(batch)
+        present = batch.get("present")
+        return self.forward_tokens(self.project(feats), present)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
