@@ -51,6 +51,10 @@ class TrainProgress:
         self.best = json.loads(state.get("best", "{}"))
 
 
+def _regularizers(model, accelerator) -> list:
+    return list(getattr(accelerator.unwrap_model(model), "regularizers", []))
+
+
 def lr_lambda_factory(total_steps: int, warmup_steps: int, base_lr: float, min_lr: float):
     """Multiplier of the base LR at optimiser step s: linear warm-up to 1, then cosine to min_lr/base_lr."""
     floor = min_lr / base_lr if base_lr > 0 else 0.0
@@ -148,8 +152,7 @@ def train(cfg: Config, resume: Optional[str] = None) -> Dict[str, Any]:
     elif cfg.train.log_with not in (None, "none", ""):
         accelerator.init_trackers("r3d")
 
-    unwrapped = accelerator.unwrap_model(model)
-    regs = [r for r in unwrapped.regularizers if hasattr(r, "set_epoch")]
+    regs = [r for r in _regularizers(model, accelerator) if hasattr(r, "set_epoch")]
     metrics: Dict[str, Any] = {}
     t_start = time.perf_counter()
     stats = getattr(data.train, "stats", {})
@@ -201,8 +204,15 @@ def train(cfg: Config, resume: Optional[str] = None) -> Dict[str, Any]:
         last = epoch + 1 == cfg.train.epochs
         if last or (cfg.train.eval_every > 0 and (epoch + 1) % cfg.train.eval_every == 0):
             eval_model = ema.module if (ema is not None and cfg.train.eval_ema) else model
+            calibrating = [r for r in _regularizers(eval_model, accelerator) if hasattr(r, "begin_calibration")] \
+                if last else []
+            for r in calibrating:  # e.g. EBR's modality ranking, from the validation pass of the final model
+                r.begin_calibration()
             metrics = evaluate(eval_model, val_loader, accelerator, collapse=cfg.eval.collapse,
                                observed_fractions=())
+            for r in calibrating:
+                metrics.setdefault("calibration", {}).update(
+                    r.end_calibration(reduce_fn=lambda t: accelerator.reduce(t, reduction="sum")))
             log.update({f"val/{k}/{m}": v for k, d in metrics.items() if isinstance(d, dict)
                         for m, v in d.items() if isinstance(v, (int, float))})
             col = metrics.get("collapse", {})
@@ -226,7 +236,7 @@ def train(cfg: Config, resume: Optional[str] = None) -> Dict[str, Any]:
     metrics["data"] = {"train": dict(getattr(data.train, "stats", {})), "val": dict(getattr(data.val, "stats", {}))}
     if accelerator.is_main_process:
         final = ema.module if (ema is not None and cfg.train.eval_ema) else accelerator.unwrap_model(model)
-        meta = model_meta(cfg, data.info, accelerator.unwrap_model(model))
+        meta = model_meta(cfg, data.info, final)
         export_model(final, meta, work_dir)
         write_text_atomic(work_dir / "metrics.json", json.dumps(metrics, indent=1))
     if cfg.train.log_with not in (None, "none", ""):

@@ -106,6 +106,11 @@ class Anticipator(nn.Module):
                       for k in per_mod[self.modalities[0]]}
         else:
             logits = self.heads["fused"](out.fused)
+        for reg in self.regularizers:
+            if hasattr(reg, "head_losses"):
+                head = self.heads["fused"] if "fused" in self.heads else \
+                    self.heads[getattr(reg, "student", self.modalities[0])]
+                losses.update(reg.head_losses(tokens, present, head))
         if self.action_from == "product":
             logits["action"] = self._product_action_logits(logits["verb"], logits["noun"])
         return {"logits": logits, "tokens_pre": tokens_pre, "tokens_in": tokens, "tokens_post": out.tokens,

@@ -2,7 +2,10 @@
 
 Each one is an `nn.Module` registered in `r3d.registry.REGULARIZERS` with
 `forward(tokens: {m: (B,T,C)}, present: {m: bool (B,)}) -> (tokens, present, losses: {name: scalar}, stats: {name: scalar})`
-and a classmethod `from_config(cfg, modalities, dim) -> Optional[module]` that returns None when disabled.
+and a classmethod `from_config(cfg, modalities, dim) -> Optional[module]` that returns None when disabled. A regulariser
+that needs the anticipation head (logit-level KD) also defines `head_losses(tokens, present, head) -> {name: scalar}`,
+called after fusion with the tokens it produced. Optional hooks: `set_epoch(epoch)`, `begin_calibration()` /
+`end_calibration(reduce_fn)` around a validation pass, `export_meta() -> dict` for model.json.
 They run in the order of `ORDER` (modality dropout first, so that EBR sees and fills the dropped modality).
 """
 from __future__ import annotations
@@ -12,8 +15,9 @@ from typing import List, Sequence
 import torch.nn as nn
 
 from ...registry import REGULARIZERS
+from . import dropout, ebr, kd  # noqa: F401,E402  (register the built-ins)
 
-ORDER: List[str] = []
+ORDER: List[str] = ["modality_dropout", "kd", "ebr"]
 
 
 def build_regularizers(cfg, modalities: Sequence[str], dim: int) -> List[nn.Module]:

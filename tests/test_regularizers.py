@@ -1,0 +1,168 @@
+"""EBR, cross-modal KD and modality dropout: checked with numbers (gradients, hand-set weights), not "it runs"."""
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from r3d.models.regularizers.dropout import ModalityDropout
+from r3d.models.regularizers.ebr import ExplicitBasisReallocation
+from r3d.models.regularizers.kd import CrossModalKD
+
+MODS = ["rgb", "depth"]
+
+
+def _tokens(b=4, t=3, c=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {m: torch.randn(b, t, c, generator=g) for m in MODS}
+
+
+def _present(b=4, **absent):
+    p = {m: torch.ones(b, dtype=torch.bool) for m in MODS}
+    for m, idx in absent.items():
+        p[m][idx] = False
+    return p
+
+
+@pytest.mark.parametrize("lam", [0.01, 0.5])
+def test_grl_gives_projector_minus_lambda_times_the_discriminator_loss_gradient(lam):
+    torch.manual_seed(0)
+    ebr = ExplicitBasisReallocation(MODS, dim=8, g_dim=6, hidden=10, lam=lam).train()
+    tokens, present = _tokens(), _present()
+    _, _, losses, stats = ebr(tokens, present)
+    params = list(ebr.projector.parameters())
+    g_grl = torch.autograd.grad(losses["ebr_md"], params)
+    # The same loss without the GRL: CE of ψ on the projected tokens, as ψ itself minimises it.
+    feats = torch.cat([ebr.projector[m](tokens[m]).reshape(-1, 6) for m in MODS])
+    labels = torch.cat([torch.full((12,), i) for i in range(2)])
+    plain = F.cross_entropy(ebr.discriminator(feats), labels)
+    g_plain = torch.autograd.grad(plain, params)
+    for a, b in zip(g_grl, g_plain):
+        torch.testing.assert_close(a, -lam * b, rtol=1e-5, atol=1e-7)
+    assert stats["ebr_md"] == pytest.approx(plain.item(), rel=1e-5)
+    assert 0.0 <= float(stats["ebr_disc_acc"]) <= 1.0
+
+
+def test_discriminator_gets_plus_lambda_gradient():
+    torch.manual_seed(1)
+    ebr = ExplicitBasisReallocation(MODS, dim=8, g_dim=6, hidden=10, lam=0.3).train()
+    tokens, present = _tokens(seed=1), _present()
+    _, _, losses, _ = ebr(tokens, present)
+    params = list(ebr.discriminator.parameters())
+    g = torch.autograd.grad(losses["ebr_md"], params)
+    feats = torch.cat([ebr.projector[m](tokens[m]).reshape(-1, 6) for m in MODS]).detach()
+    labels = torch.cat([torch.full((12,), i) for i in range(2)])
+    g_ref = torch.autograd.grad(0.3 * F.cross_entropy(ebr.discriminator(feats), labels), params)
+    for a, b in zip(g, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def _set_linear(seq: nn.Sequential, first: torch.Tensor, second: torch.Tensor) -> None:
+    with torch.no_grad():
+        seq[0].weight.copy_(first)
+        seq[0].bias.zero_()
+        seq[2].weight.copy_(second)
+        seq[2].bias.zero_()
+
+
+def test_substitution_decodes_the_other_embedding_with_the_missing_modalitys_own_decoder():
+    c, d, h = 2, 2, 2
+    ebr = ExplicitBasisReallocation(MODS, dim=c, g_dim=d, hidden=h, lam=0.0).eval()
+    eye = torch.eye(2)
+    # Hand-set weights with positive inputs so GELU acts on known values: projectors are identity, the depth decoder
+    # doubles, the rgb decoder triples (both through GELU at the hidden layer).
+    for m in MODS:
+        _set_linear(ebr.projector[m], eye, eye)
+    _set_linear(ebr.decoder["rgb"], eye, 3 * eye)
+    _set_linear(ebr.decoder["depth"], eye, 2 * eye)
+    rgb = torch.tensor([[[1.0, 2.0]], [[3.0, 4.0]]])  # (B=2, T=1, C=2)
+    depth = torch.tensor([[[5.0, 6.0]], [[7.0, 8.0]]])
+    present = {"rgb": torch.tensor([True, True]), "depth": torch.tensor([True, False])}
+    z_hat, new_present, _, stats = ebr({"rgb": rgb, "depth": depth * present["depth"].view(-1, 1, 1)}, present)
+    g_rgb = F.gelu(rgb)  # projector: Linear(eye) → GELU → Linear(eye)
+    expected_depth_sample1 = 2 * F.gelu(g_rgb[1])  # depth's decoder on rgb's embedding
+    torch.testing.assert_close(z_hat["depth"][1], expected_depth_sample1)
+    torch.testing.assert_close(z_hat["depth"][0], 2 * F.gelu(F.gelu(depth[0])))  # present: its own h⁻¹(h(z))
+    torch.testing.assert_close(z_hat["rgb"], 3 * F.gelu(g_rgb))
+    assert new_present["depth"].tolist() == [True, True]
+    assert float(stats["ebr_substituted"]) == 1.0
+
+
+def test_ranking_uses_only_pairs_where_both_are_present():
+    mods = ["rgb", "depth", "ir"]
+    ebr = ExplicitBasisReallocation(mods, dim=4, g_dim=4, hidden=4, lam=0.0).eval()
+    for m in mods:
+        _set_linear(ebr.projector[m], torch.eye(4), torch.eye(4))
+    base = torch.tensor([1.0, 0.5, 0.2, 0.1])
+    tokens = {"rgb": base.expand(2, 1, 4).clone(),
+              "depth": torch.stack([base, torch.tensor([0.1, 0.2, 0.3, 4.0])]).view(2, 1, 4),
+              "ir": torch.tensor([0.1, 3.0, 0.1, 0.1]).expand(2, 1, 4).clone()}
+    # Sample 1's depth is absent: its (dissimilar) tokens must not enter the rgb-depth similarity.
+    present = {"rgb": torch.tensor([True, True]), "depth": torch.tensor([True, False]), "ir": torch.tensor([True, True])}
+    tokens["depth"] = tokens["depth"] * present["depth"].view(-1, 1, 1)
+    ebr.begin_calibration()
+    ebr(tokens, present)
+    info = ebr.end_calibration()
+    assert info["similarity"]["rgb"]["depth"] == pytest.approx(1.0, abs=1e-6)  # only sample 0: identical
+    assert info["ranking"]["rgb"] == ["depth", "ir"]
+    g_rgb, g_ir = F.normalize(F.gelu(base), dim=0), F.normalize(F.gelu(tokens["ir"][0, 0]), dim=0)
+    assert info["similarity"]["rgb"]["ir"] == pytest.approx(float(g_rgb @ g_ir), abs=1e-5)
+
+
+def test_interleaving_period_switches_the_discriminator_loss():
+    ebr = ExplicitBasisReallocation(MODS, dim=8, lam=0.1, period=2).train()
+    on = []
+    for epoch in range(6):
+        ebr.set_epoch(epoch)
+        on.append("ebr_md" in ebr(_tokens(), _present())[2])
+    assert on == [True, True, False, False, True, True]
+
+
+@pytest.mark.parametrize("loss", ["mse", "cosine"])
+def test_kd_sends_no_gradient_into_the_teacher(loss):
+    kd = CrossModalKD("rgb", "depth", loss=loss).train()
+    rgb_enc, depth_enc = nn.Linear(4, 8), nn.Linear(4, 8)
+    x = torch.randn(3, 2, 4)
+    tokens = {"rgb": rgb_enc(x), "depth": depth_enc(x)}
+    _, _, losses, _ = kd(tokens, _present(3))
+    losses["kd"].backward()
+    assert all(p.grad is None for p in rgb_enc.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in depth_enc.parameters())
+    s, t = tokens["depth"].detach(), tokens["rgb"].detach()
+    ref = F.mse_loss(s, t) if loss == "mse" else (1 - F.cosine_similarity(s, t, dim=-1)).mean()
+    assert float(losses["kd"]) == pytest.approx(float(ref), rel=1e-5)
+
+
+def test_kd_kl_uses_the_head_without_teacher_gradient():
+    kd = CrossModalKD("rgb", "depth", loss="kl", temperature=2.0).train()
+    head_lin = nn.Linear(8, 5)
+
+    def head(z):
+        return {"verb": head_lin(z.mean(1))}
+
+    rgb_enc, depth_enc = nn.Linear(4, 8), nn.Linear(4, 8)
+    x = torch.randn(3, 2, 4)
+    tokens = {"rgb": rgb_enc(x), "depth": depth_enc(x)}
+    out = kd.head_losses(tokens, _present(3), head)
+    t = F.softmax(head_lin(tokens["rgb"].mean(1)).detach() / 2, -1)
+    s = F.log_softmax(head_lin(tokens["depth"].mean(1)) / 2, -1)
+    ref = (t * (t.log() - s)).sum(-1).mean() * 4
+    assert float(out["kd"]) == pytest.approx(float(ref), rel=1e-5)
+    out["kd"].backward()
+    assert all(p.grad is None for p in rgb_enc.parameters())
+
+
+def test_modality_dropout_rate_and_never_drops_everything():
+    torch.manual_seed(0)
+    md = ModalityDropout(MODS, p=0.5).train()
+    b = 4000
+    tokens = {m: torch.ones(b, 2, 3) for m in MODS}
+    out_t, out_p, _, stats = md(tokens, _present(b))
+    both_dropped = ~out_p["rgb"] & ~out_p["depth"]
+    assert not both_dropped.any()
+    # P(drop rgb) = P(rgb dropped, depth kept) + half of P(both drawn) = 0.25 + 0.125
+    assert float((~out_p["rgb"]).float().mean()) == pytest.approx(0.375, abs=0.03)
+    for m in MODS:
+        assert torch.equal(out_t[m].sum((1, 2)) == 0, ~out_p[m])
+    md.eval()
+    same_t, same_p, _, _ = md(tokens, _present(b))
+    assert all(bool(same_p[m].all()) for m in MODS) and same_t is tokens
