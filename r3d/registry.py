@@ -28,6 +28,10 @@ ENTRY_POINT_GROUP = "r3d.plugins"
 _entry_points_loaded = False
 
 
+class NameClashError(KeyError):
+    """Two components were registered under one name; the message names both sources."""
+
+
 @dataclass(frozen=True)
 class Entry:
     """A registered component: its builder and where it came from."""
@@ -57,7 +61,7 @@ class Registry:
             src = source or f"{obj.__module__}.{getattr(obj, '__qualname__', obj.__name__)}"
             old = self._entries.get(key)
             if old is not None and old.obj is not obj:
-                raise KeyError(
+                raise NameClashError(
                     f"{self.kind} '{key}' is registered twice: by {old.source} and by {src}. "
                     f"Rename one of them (the registry name is the string passed to @{self.kind.upper()}.register)."
                 )
@@ -78,7 +82,7 @@ class Registry:
             )
         return self._entries[name].obj
 
-    def build(self, name: str, *args: Any, **kwargs: Any) -> Any:
+    def build(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
         """Build component `name` with the given arguments; a bad keyword names the component and the key."""
         builder = self.get(name)
         try:
@@ -128,9 +132,15 @@ def load_entry_point_plugins(force: bool = False) -> None:
     from importlib.metadata import entry_points
 
     for ep in entry_points(group=ENTRY_POINT_GROUP):
+        before = [set(reg._entries) for reg in ALL_REGISTRIES]
         try:
             ep.load()
-        except KeyError:
+        except NameClashError:
             raise
         except Exception as e:  # a broken plugin must not hide the built-ins; say which one and why
             _logger.warning("r3d plugin entry point '%s' (%s) failed to load: %s", ep.name, ep.value, e)
+        dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
+        for reg, old in zip(ALL_REGISTRIES, before):  # say which distribution brought each new component
+            for key in set(reg._entries) - old:
+                entry = reg._entries[key]
+                reg._entries[key] = Entry(key, entry.obj, f"{entry.source} (entry point '{ep.name}' of {dist})")

@@ -45,7 +45,9 @@ class FrameBackbone2D(nn.Module):
     """Per-frame timm 2-D model (any timm name): frames (B, T, C, H, W) -> tokens (B, T, F)."""
 
     def __init__(self, name: str, in_chans: int, img_size: int = 224, pretrained: bool = False,
-                 pretrained_file: Optional[str] = None, freeze: bool = False) -> None:
+                 pretrained_file: Optional[str] = None, freeze: bool = False, time_kernel: int = 3,
+                 time_causal: bool = False) -> None:
+        """`time_kernel` and `time_causal` are read by kind `inflated3d` only (same config section); ignored here."""
         super().__init__()
         self.model = create_timm_model(name, in_chans, pretrained, pretrained_file)
         self.num_features: int = self.model.num_features

@@ -18,7 +18,9 @@ class LinearDepthTokens(nn.Module):
     """Min-max normalised frame → flatten → Linear → LayerNorm → ReLU (R3D's depth tokens): (B,T,C,H,W) -> (B,T,F)."""
 
     def __init__(self, in_chans: int, img_size: int, name: str = "linear", out_features: int = 128,
-                 pretrained: bool = False, pretrained_file: Optional[str] = None, freeze: bool = False) -> None:
+                 pretrained: bool = False, pretrained_file: Optional[str] = None, freeze: bool = False,
+                 time_kernel: int = 3, time_causal: bool = False) -> None:
+        """`time_kernel` and `time_causal` are read by kind `inflated3d` only (same config section); ignored here."""
         super().__init__()
         if pretrained or pretrained_file:
             raise ValueError("backbone kind 'linear' has no pretrained weights; unset pretrained/pretrained_file")
