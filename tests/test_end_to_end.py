@@ -45,4 +45,4 @@ def test_train_then_test_cli(tiny_root, tmp_path):
     for key in ("verb", "noun", "action"):
         assert tested[key] == pytest.approx(metrics[key], abs=1e-6)
     col = tested["collapse"]
-    assert set(col["reliance"]["dropped"]) == {"rgb", "depth"}
+    assert set(col["reliance"]["without"]) == {"rgb", "depth"}

@@ -1,0 +1,258 @@
+"""`AnticipationDataset`: annotated segments -> the sample dict of docs/architecture.md (next-action protocol).
+
+The index is built once, in the constructor: each video is probed (frame count, fps), its depth store is found, and
+each segment becomes a sample with its RGB frame indices (`protocols.next_action_window`) and matching depth
+indices — or is dropped and counted. Frames are decoded in `__getitem__` only (decord readers are opened there, so
+DataLoader workers never share one).
+
+Modalities:
+- A modality the model does not use (`model.modalities`) is never decoded: zeros, ``present`` False, not counted.
+- Depth that is genuinely absent for a video (no folder/npz/npy/mkv under ROOT/depth) is a missing modality: zeros,
+  ``present["depth"]`` False, counted in ``stats["missing_depth_videos"]`` / ``stats["missing_depth_samples"]``.
+- `data.missing_rate.{rgb,depth}` removes a modality from a seeded random fraction of samples. The draw is fixed per
+  sample (a function of `seed` and the narration id only), so it is the same in every epoch, every worker and every
+  run, and it applies to training and evaluation datasets alike (for random per-step dropping in training use
+  `model.modality_dropout`). The two draws are independent: a sample can lose both.
+- RGB frame timing comes from the RGB video, so its video file is needed even for a depth-only model.
+
+Bad input (`data.on_bad_sample`): a missing, empty or undecodable video, a segment starting after its video's end,
+or depth whose frame count differs from the RGB one (without `depth_fps`) is a `DataError` under ``error``; under
+``skip`` the segment is dropped at index time and counted in ``stats["skipped_bad"]``. Failures only found while
+decoding in `__getitem__` always raise a `DataError` naming the file (a DataLoader cannot drop items).
+
+Labels: verb/noun from the CSV (-1 when the split has none); action = `DatasetInfo.action_id`: the vocabulary id of
+the pair, and for a pair never seen in training ``num_actions + verb * num_nouns + noun`` — deterministic and
+≥ num_actions, so no head output matches it and the loss ignores it.
+"""
+from __future__ import annotations
+
+import logging
+import zlib
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .annotations import Segment
+from .errors import DataError
+from .formats import DatasetInfo, build_info
+from .io import DepthStore, VideoInfo, probe_video, read_rgb_frames
+from .protocols import BEFORE_START, PADDED, UNOBSERVABLE, match_depth_indices, next_action_window
+from .transforms import build_transforms
+
+_logger = logging.getLogger(__name__)
+
+MODALITIES = ("rgb", "depth")
+ON_BAD_SAMPLE = ("error", "skip")
+
+
+@dataclass
+class _Item:
+    """One sample of the index."""
+
+    segment: Segment
+    video: str
+    frame_idx: np.ndarray                # (T,) RGB frame indices
+    depth_idx: Optional[np.ndarray]      # (T,) depth frame indices, None when depth is not delivered
+    present_rgb: bool
+    present_depth: bool
+
+
+def _uniform_draws(seed: int, key: str, n: int) -> np.ndarray:
+    """`n` fixed uniforms in [0, 1) for a sample, from (seed, key) only."""
+    return np.random.default_rng([int(seed), zlib.crc32(key.encode("utf-8")), 0x4D495353]).random(n)
+
+
+class AnticipationDataset(Dataset):
+    """Next-action samples of one split (see the module docstring for missing modalities, bad input and labels).
+
+    Args:
+        cfg: the run config (`data.*`, `model.modalities`, `seed`).
+        split: annotation split name (``annotations/<split>.csv`` for the folder format).
+        train: random crop and flip (`data.hflip`); labels required. False: centre crop, no flip.
+        info: the dataset description; built from the config (`data.format`, `data.root`) when None.
+    Attributes:
+        stats: counts (segments, samples, skipped_before_start, skipped_unobservable, padded, skipped_bad,
+            missing_depth_videos, missing_depth_samples, dropped_rgb, dropped_depth, missing_rgb, missing_depth).
+    """
+
+    def __init__(self, cfg: Mapping, split: str, train: bool, info: Optional[DatasetInfo] = None) -> None:
+        data = cfg["data"]
+        if data["protocol"] != "next_action":
+            raise DataError(f"config key 'data.protocol' is '{data['protocol']}', but AnticipationDataset implements "
+                            f"next_action only; set data.protocol=next_action")
+        if data["on_bad_sample"] not in ON_BAD_SAMPLE:
+            raise DataError(f"config key 'data.on_bad_sample' must be one of {ON_BAD_SAMPLE}, got "
+                            f"'{data['on_bad_sample']}'")
+        unknown = [m for m in cfg["model"]["modalities"] if m not in MODALITIES]
+        if unknown:
+            raise DataError(f"config key 'model.modalities' has {unknown}; this dataset provides {list(MODALITIES)}")
+        self.info = info if info is not None else build_info(cfg)
+        self.split, self.train = split, train
+        self.seed = int(cfg["seed"])
+        self.epoch = 0
+        self.num_frames, self.img_size = int(data["num_frames"]), int(data["img_size"])
+        self.use = {m: m in cfg["model"]["modalities"] for m in MODALITIES}
+        self.missing_rate = {m: float(data["missing_rate"][m]) for m in MODALITIES}
+        for m, rate in self.missing_rate.items():
+            if not 0.0 <= rate <= 1.0:
+                raise DataError(f"config key 'data.missing_rate.{m}' is {rate}; it is a fraction in [0, 1]")
+        self.on_bad_sample = data["on_bad_sample"]
+        self.transform = build_transforms(data, self.info.depth_min, self.info.depth_max, train)
+        self._data_cfg = data
+        self._probes: Dict[str, Union[VideoInfo, DataError]] = {}
+        self.depth_stores: Dict[str, Optional[DepthStore]] = {}
+        self._depth_errors: Dict[str, DataError] = {}
+        self.stats: Dict[str, int] = {}
+        self.items: List[_Item] = self._build_index(self.info.segments(split, require_labels=train))
+
+    # -- index -------------------------------------------------------------------------------------------------------
+    def _bad(self, seg: Segment, err: DataError) -> None:
+        if self.on_bad_sample == "error":
+            raise DataError(f"{err} [segment '{seg.narration_id}' at {seg.where}; data.on_bad_sample=skip drops "
+                            f"such segments]") from None
+        self.stats["skipped_bad"] += 1
+        if self.stats["skipped_bad"] <= 5:
+            _logger.warning("skipping segment '%s' (%s): %s", seg.narration_id, seg.where, err)
+
+    def _probe(self, video_id: str) -> VideoInfo:
+        if video_id not in self._probes:
+            try:
+                self._probes[video_id] = probe_video(self.info.video_path(video_id))
+            except DataError as e:
+                self._probes[video_id] = e
+        probe = self._probes[video_id]
+        if isinstance(probe, DataError):
+            raise probe
+        return probe
+
+    def _depth(self, video_id: str, video: VideoInfo) -> Optional[DepthStore]:
+        """The video's depth store (None when absent); DataError when it exists but does not fit the RGB video."""
+        if video_id in self._depth_errors:
+            raise self._depth_errors[video_id]
+        if video_id not in self.depth_stores:
+            try:
+                store = self.info.open_depth(video_id)
+                if store is not None and self.info.depth_fps is None and store.num_frames != video.num_frames:
+                    raise DataError(
+                        f"{store.path}: {store.num_frames} depth frames but {self.info.video_path(video_id)} has "
+                        f"{video.num_frames} RGB frames; depth frame i must belong to RGB frame i: re-export one "
+                        f"of them, or set depth_fps in dataset.yaml to match frames by time")
+            except DataError as e:
+                self._depth_errors[video_id] = e
+                raise
+            self.depth_stores[video_id] = store
+            if store is None:
+                self.stats["missing_depth_videos"] += 1
+                _logger.info("no depth for video '%s' (looked for %s[.npz|.npy|.mkv]): depth marked missing",
+                             video_id, self.info.depth_location(video_id))
+        return self.depth_stores[video_id]
+
+    def _build_index(self, segments: List[Segment]) -> List[_Item]:
+        d = self._data_cfg
+        for key in ("segments", "samples", "skipped_before_start", "skipped_unobservable", "padded", "skipped_bad",
+                    "missing_depth_videos", "missing_depth_samples", "dropped_rgb", "dropped_depth", "missing_rgb",
+                    "missing_depth"):
+            self.stats[key] = 0
+        self.stats["segments"] = len(segments)
+        items: List[_Item] = []
+        for seg in segments:
+            try:
+                video = self._probe(seg.video_id)
+                duration = video.num_frames / video.fps
+                if seg.start > duration + 1e-6:
+                    raise DataError(f"{seg.where}: segment '{seg.narration_id}' starts at {seg.start:.3f} s, after "
+                                    f"the end of {self.info.video_path(seg.video_id)} ({video.num_frames} frames at "
+                                    f"{video.fps:g} fps = {duration:.3f} s); fix start_timestamp or the video")
+                store = self._depth(seg.video_id, video) if self.use["depth"] else None
+            except DataError as e:
+                self._bad(seg, e)
+                continue
+            win = next_action_window(seg.start, video.fps, self.num_frames, d["tau_a"], d["tau_o"],
+                                     video.num_frames, d["drop_style"])
+            if win.status == UNOBSERVABLE:
+                self.stats["skipped_unobservable"] += 1
+                continue
+            if win.status == BEFORE_START:
+                self.stats["skipped_before_start"] += 1
+                continue
+            if win.status == PADDED:
+                self.stats["padded"] += 1
+            present = {"rgb": self.use["rgb"], "depth": store is not None}
+            if self.use["depth"] and store is None:
+                self.stats["missing_depth_samples"] += 1
+            if self.missing_rate["rgb"] > 0 or self.missing_rate["depth"] > 0:
+                draws = _uniform_draws(self.seed, seg.narration_id, 2)
+                for m, u in zip(MODALITIES, draws):
+                    if present[m] and u < self.missing_rate[m]:
+                        present[m] = False
+                        self.stats[f"dropped_{m}"] += 1
+            for m in MODALITIES:
+                if self.use[m] and not present[m]:
+                    self.stats[f"missing_{m}"] += 1
+            depth_idx = None
+            if present["depth"]:
+                depth_idx = match_depth_indices(win.indices, video.fps, self.info.depth_fps, store.num_frames)
+            items.append(_Item(seg, str(self.info.video_path(seg.video_id)), win.indices, depth_idx,
+                               present["rgb"], present["depth"]))
+        self.stats["samples"] = len(items)
+        _logger.info("%s split '%s': %s", self.info.name, self.split, self.stats)
+        if not items:
+            raise DataError(f"split '{self.split}' of {self.info.root} has no usable samples ({self.stats}); check "
+                            f"data.tau_a / data.tau_o / data.drop_style against the segment start times")
+        return items
+
+    # -- samples -----------------------------------------------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Training crops and flips are a function of (seed, epoch, index); call once per epoch."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Dict[str, Any]:
+        """The sample dict of docs/architecture.md (rgb (T,3,S,S), depth (T,1,S,S), present, labels, ids)."""
+        item = self.items[index]
+        seg = item.segment
+        rng = np.random.default_rng([self.seed, 1, self.epoch, index]) if self.train else None
+        results: Dict[str, Any] = {"rgb": None, "depth": None, "rng": rng}
+        try:
+            if item.present_rgb:
+                results["rgb"] = read_rgb_frames(item.video, item.frame_idx)
+            if item.present_depth:
+                results["depth"] = self.depth_stores[seg.video_id].read(item.depth_idx)
+        except DataError as e:
+            raise DataError(f"{e} [sample {index}: segment '{seg.narration_id}' at {seg.where}]") from None
+        results = self.transform(results)
+        t, s = self.num_frames, self.img_size
+        rgb = results["rgb"] if results["rgb"] is not None else torch.zeros(t, 3, s, s)
+        depth = results["depth"] if results["depth"] is not None else torch.zeros(t, 1, s, s)
+        return {
+            "rgb": rgb,
+            "depth": depth,
+            "present": {"rgb": torch.tensor(item.present_rgb), "depth": torch.tensor(item.present_depth)},
+            "verb": torch.tensor(seg.verb, dtype=torch.int64),
+            "noun": torch.tensor(seg.noun, dtype=torch.int64),
+            "action": torch.tensor(self.info.action_id(seg.verb, seg.noun), dtype=torch.int64),
+            "index": torch.tensor(index, dtype=torch.int64),
+            "frame_idx": torch.from_numpy(item.frame_idx.astype(np.int64)),
+            "narration_id": seg.narration_id,
+            "video_id": seg.video_id,
+        }
+
+
+def build_datasets(cfg: Mapping, train: bool = True) -> Tuple[Optional[AnticipationDataset], AnticipationDataset,
+                                                               DatasetInfo]:
+    """(train dataset or None when `train` is False, validation dataset, dataset info) for `data.train_split` /
+    `data.val_split` of `data.root`, read by the adapter `data.format`."""
+    info = build_info(cfg)
+    train_ds = AnticipationDataset(cfg, cfg["data"]["train_split"], True, info) if train else None
+    val_ds = AnticipationDataset(cfg, cfg["data"]["val_split"], False, info)
+    return train_ds, val_ds, info
+
+
+def num_classes(info: DatasetInfo) -> Dict[str, int]:
+    """Head sizes: {"verb": V, "noun": N, "action": A (the vocabulary size; unseen pairs are ≥ A)}."""
+    return {"verb": len(info.verb_classes), "noun": len(info.noun_classes), "action": len(info.actions)}
