@@ -132,7 +132,8 @@ def evaluate(model: torch.nn.Module, loader, accelerator, collapse: bool = False
             dropped[m] = (correct_top1(p)[order], p.index[order])
         order = torch.argsort(preds.index)
         rel = modality_reliance(correct_top1(preds)[order], {m: c for m, (c, _) in dropped.items()},
-                                ids=preds.index[order], dropped_ids={m: i for m, (_, i) in dropped.items()})
+                                ids=preds.index[order], dropped_ids={m: i for m, (_, i) in dropped.items()},
+                                valid=(preds.labels["action"] >= 0)[order])  # unlabelled samples do not count
         result.setdefault("collapse", {})["reliance"] = rel
         result["collapse"]["reliance_seconds"] = round(time.perf_counter() - t0, 3)
     return result
