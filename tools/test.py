@@ -14,6 +14,7 @@ import logging
 import sys
 
 from r3d.config import ConfigError, apply_overrides, load_config
+from r3d.data.errors import DataError
 from r3d.engine.checkpoint import config_from_meta, load_meta
 from r3d.engine.tester import test
 
@@ -38,8 +39,12 @@ def main(argv=None) -> int:
     except (ConfigError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    metrics = test(cfg, args.checkpoint, out=args.out, drop_modality=args.drop_modality,
-                   collapse=False if args.no_collapse else None, export_ek100=args.export_ek100)
+    try:
+        metrics = test(cfg, args.checkpoint, out=args.out, drop_modality=args.drop_modality,
+                       collapse=False if args.no_collapse else None, export_ek100=args.export_ek100)
+    except (DataError, ConfigError, FileNotFoundError, ValueError) as e:  # bad input: one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     summary = {k: metrics[k] for k in ("verb", "noun", "action") if k in metrics}
     print(json.dumps(summary, indent=1))
     print(f"wrote {metrics.get('_out')}")

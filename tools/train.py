@@ -14,6 +14,7 @@ import logging
 import sys
 
 from r3d.config import ConfigError, load_config
+from r3d.data.errors import DataError
 from r3d.engine.trainer import train
 
 
@@ -30,7 +31,11 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    metrics = train(cfg, resume=args.resume)
+    try:
+        metrics = train(cfg, resume=args.resume)
+    except (DataError, ConfigError, FileExistsError, FileNotFoundError) as e:  # bad input: one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     summary = {k: metrics[k] for k in ("verb", "noun", "action") if k in metrics}
     print(json.dumps(summary, indent=1))
     print(f"wrote {cfg.work_dir}/metrics.json")
