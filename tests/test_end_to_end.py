@@ -37,12 +37,18 @@ def test_train_then_test_cli(tiny_root, tmp_path):
     assert (work / "checkpoints" / "latest").read_text().strip() == "epoch_0001"
 
     out = tmp_path / "test.json"
-    r = subprocess.run([sys.executable, str(REPO / "tools/test.py"), "--checkpoint", str(work), "--out", str(out)],
+    ek = tmp_path / "ek100.json"
+    r = subprocess.run([sys.executable, str(REPO / "tools/test.py"), "--checkpoint", str(work), "--out", str(out),
+                        "--export-ek100", str(ek)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     tested = json.loads(out.read_text())
     # Same weights, same split, same preprocessing: test.py reproduces the training run's final validation metrics.
     for key in ("verb", "noun", "action"):
         assert tested[key] == pytest.approx(metrics[key], abs=1e-6)
+    from r3d.metrics.ek100 import validate_ek100_json
+
+    assert validate_ek100_json(str(ek), 4, 4, num_actions=16) == []
+    assert len(json.loads(ek.read_text())["results"]) > 0
     col = tested["collapse"]
     assert set(col["reliance"]["without"]) == {"rgb", "depth"}
