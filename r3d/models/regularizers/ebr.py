@@ -111,7 +111,7 @@ class ExplicitBasisReallocation(nn.Module):
                 both = present[mi] & present[mj]  # only pairs where both modalities are really there
                 if both.any():
                     cos = (pooled[mi][both] * pooled[mj][both]).sum(-1)
-                    self._cal_sum[i, j] += cos.double().sum().cpu()
+                    self._cal_sum[i, j] += cos.detach().double().sum().cpu()
                     self._cal_count[i, j] += float(both.sum())
 
     def end_calibration(self, reduce_fn=None) -> Dict[str, Dict[str, float]]:
