@@ -13,6 +13,7 @@ baseline and raised the fused effective rank, computed from the CSV) and OUT/plo
 runs already in runs.csv, so an interrupted grid continues where it stopped.
 
 Variants: concat, sum, late, safuser, safuser_cross, tokenfusion, cen, rtf_bn, rtf_svd, rtf_ebr (RTF + EBR),
+rtf_kd (RTF + cross-modal KD), rtf_mdrop (RTF + modality dropout 0.25),
 rgb_only, depth_only (r3d.engine.grid.VARIANTS). key=value overrides (e.g. model.dim=64) apply to every run.
 """
 import argparse

@@ -46,6 +46,8 @@ VARIANTS: Dict[str, Tuple[str, ...]] = {
     "rtf_bn": ("model.fuser=rtf", "model.rtf.select=bn"),
     "rtf_svd": ("model.fuser=rtf", "model.rtf.select=svd"),
     "rtf_ebr": ("model.fuser=rtf", "model.rtf.select=bn", "model.ebr.enabled=true"),
+    "rtf_kd": ("model.fuser=rtf", "model.rtf.select=bn", "model.kd.enabled=true"),  # cross-modal KD, rgb teaches depth
+    "rtf_mdrop": ("model.fuser=rtf", "model.rtf.select=bn", "model.modality_dropout=0.25"),  # modality dropout p=0.25
     "rgb_only": ("model.modalities=[rgb]",),
     "depth_only": ("model.modalities=[depth]",),
 }
