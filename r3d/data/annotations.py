@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .errors import DataError, where
 
@@ -136,7 +136,8 @@ def read_classes(path: PathLike) -> List[str]:
 
 
 def read_segments(path: PathLike, num_verbs: Optional[int] = None, num_nouns: Optional[int] = None,
-                  require_labels: bool = True) -> List[Segment]:
+                  require_labels: bool = True,
+                  rows: Optional[Iterable[Tuple[int, Dict[str, str]]]] = None) -> List[Segment]:
     """Action segments of one split, in file order.
 
     Args:
@@ -144,6 +145,9 @@ def read_segments(path: PathLike, num_verbs: Optional[int] = None, num_nouns: Op
         num_verbs / num_nouns: class counts; ids outside 0..n-1 are errors (None: only non-negative is checked).
         require_labels: verb_class/noun_class must be present and filled (train/val). When False (e.g. test),
             absent columns or empty cells give -1, while filled cells are still checked.
+        rows: (row number, {column: text}) pairs read by the caller from another container (e.g. EK100's .pkl
+            twins, `r3d.data.adapters.ek100`), checked like CSV rows; `path` then only names them in errors and the
+            caller has checked the columns. None: read the CSV at `path`.
     Raises DataError (file:line: column ...) for a missing column, a non-numeric or unknown class id, a bad
     timestamp, a negative start, a stop before its start, a duplicate narration_id, or a split without rows.
     """
@@ -151,7 +155,7 @@ def read_segments(path: PathLike, num_verbs: Optional[int] = None, num_nouns: Op
     required = SEGMENT_COLUMNS + (LABEL_COLUMNS if require_labels else ())
     out: List[Segment] = []
     seen: Dict[str, int] = {}
-    for line, row in iter_rows(p, required):
+    for line, row in (rows if rows is not None else iter_rows(p, required)):
         nid, vid = row["narration_id"], row["video_id"]
         for col in ("narration_id", "video_id"):
             if not row[col]:

@@ -7,6 +7,12 @@ DATA-FORMAT.md. Adapters for other layouts (EK100, NTU RGB+D, ...) convert their
 
 Depth facts come from ``ROOT/dataset.yaml`` (depth_scale 0.001, depth_min 0.2 m, depth_max 4.5 m, depth_fps None
 when absent); the config keys `data.depth_scale`, `data.depth_min`, `data.depth_max` override it when not null.
+
+Where the dataset reads a video it goes through `DatasetInfo` (`probe_rgb`, `read_rgb`, `open_depth`, `check_depth`,
+`depth_indices`), so an adapter whose layout differs subclasses `DatasetInfo` and overrides only those. RGB may be a
+video file or a frame folder (`r3d.data.frames`; its rate is `fps`, or `video_fps[video_id]`). The adapters for
+EK100, RULSTM, NTU RGB+D and UTKinect-Action3D live in `r3d.data.adapters` (imported at the end of this module, so
+their names are always registered).
 """
 from __future__ import annotations
 
@@ -15,20 +21,23 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import yaml
 
 from ..registry import DATASETS
 from .annotations import Segment, int_field, iter_rows, read_classes, read_segments
 from .errors import DataError, where
-from .io import DepthStore, open_depth
+from .frames import FrameFolder
+from .io import DepthStore, VideoInfo, open_depth, probe_video, read_rgb_frames
+from .protocols import match_depth_indices
 
 PathLike = Union[str, os.PathLike]
 
 DEPTH_DEFAULTS: Dict[str, Optional[float]] = {"depth_scale": 0.001, "depth_min": 0.2, "depth_max": 4.5,
                                               "depth_fps": None}
-DATASET_YAML_KEYS = ("name", *DEPTH_DEFAULTS)
+DATASET_YAML_KEYS = ("name", "fps", *DEPTH_DEFAULTS)
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".MP4", ".AVI", ".MOV")
 
 
@@ -45,6 +54,10 @@ class DatasetInfo:
         depth_scale: metres per integer depth unit. depth_min / depth_max: valid depth range in metres.
         depth_fps: depth frame rate when it differs from the RGB one (frames are then matched by time), else None.
         split_loader: picklable callable ``(split, require_labels) -> List[Segment]`` behind `segments()`.
+        fps: frame rate of RGB frame folders (None: a frame folder is an error asking for it); `video_fps` maps a
+            video_id to its own rate. Video files always use their container's rate.
+        frame_numbering: how frame-folder file numbers map to frame indices ("position" or "number",
+            see `r3d.data.frames`).
     """
 
     root: Path
@@ -58,6 +71,9 @@ class DatasetInfo:
     depth_max: float = 4.5
     depth_fps: Optional[float] = None
     split_loader: Optional[Any] = field(default=None, repr=False)
+    fps: Optional[float] = None
+    video_fps: Dict[str, float] = field(default_factory=dict, repr=False)
+    frame_numbering: str = "position"
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -98,13 +114,49 @@ class DatasetInfo:
         return segs
 
     def video_path(self, video_id: str) -> Path:
-        """``ROOT/videos/<video_id>.mp4`` (or the first other video extension that exists; the .mp4 path if none)."""
+        """``ROOT/videos/<video_id>.mp4`` (or the first other video extension that exists), else the frame folder
+        ``ROOT/videos/<video_id>/`` if it exists; the .mp4 path if none."""
         base = self.root / "videos"
         for ext in VIDEO_EXTENSIONS:
             p = base / f"{video_id}{ext}"
             if p.is_file():
                 return p
-        return base / f"{video_id}.mp4"
+        return base / video_id if (base / video_id).is_dir() else base / f"{video_id}.mp4"
+
+    def frames(self, video_id: str) -> FrameFolder:
+        """The `FrameFolder` at `video_path(video_id)` (scanned once per process)."""
+        cache = self.__dict__.setdefault("_frame_folders", {})
+        if video_id not in cache:
+            cache[video_id] = FrameFolder(self.video_path(video_id), self.video_fps.get(video_id, self.fps),
+                                          self.frame_numbering)
+        return cache[video_id]
+
+    def probe_rgb(self, video_id: str) -> VideoInfo:
+        """(num_frames, fps, height, width) of the RGB of `video_id`: a video file or a frame folder (a successful
+        probe is remembered per process, so an adapter that needs durations and the dataset share one)."""
+        cache = self.__dict__.setdefault("_rgb_probes", {})
+        if video_id not in cache:
+            path = self.video_path(video_id)
+            cache[video_id] = self.frames(video_id).probe() if path.is_dir() else probe_video(path)
+        return cache[video_id]
+
+    def read_rgb(self, video_id: str, indices: Sequence[int]) -> np.ndarray:
+        """RGB frames of `video_id` at `indices` (K,) -> (K, H, W, 3) uint8 (`r3d.data.io.read_rgb_frames` contract)."""
+        path = self.video_path(video_id)
+        return self.frames(video_id).read(indices) if path.is_dir() else read_rgb_frames(path, indices)
+
+    def check_depth(self, video_id: str, video: VideoInfo, store: DepthStore) -> None:
+        """DataError when `store` cannot be matched to the RGB `video` (default: without `depth_fps`, depth frame i
+        belongs to RGB frame i, so the counts must agree)."""
+        if self.depth_fps is None and store.num_frames != video.num_frames:
+            raise DataError(
+                f"{store.path}: {store.num_frames} depth frames but {self.video_path(video_id)} has "
+                f"{video.num_frames} RGB frames; depth frame i must belong to RGB frame i: re-export one "
+                f"of them, or set depth_fps in dataset.yaml to match frames by time")
+
+    def depth_indices(self, rgb_indices: np.ndarray, video: VideoInfo, store: DepthStore) -> np.ndarray:
+        """Depth frame for each RGB frame index (T,) -> (T,) int64 (`protocols.match_depth_indices`)."""
+        return match_depth_indices(rgb_indices, video.fps, self.depth_fps, store.num_frames)
 
     def depth_location(self, video_id: str) -> Path:
         """Where the depth of `video_id` is expected (the PNG folder; .npz/.npy/.mkv files next to it also count)."""
@@ -212,6 +264,9 @@ class FolderSplits:
 def folder(root: PathLike, cfg: Optional[Mapping] = None) -> DatasetInfo:
     """A ROOT laid out as DATA-FORMAT.md: videos/, depth/, annotations/ (+ optional actions.csv and dataset.yaml).
 
+    A video may also be a folder of numbered images ``videos/<video_id>/`` (`r3d.data.frames`, "position"
+    numbering); its frame rate is dataset.yaml's ``fps``.
+
     The action vocabulary is ``annotations/actions.csv`` when it exists, else the (verb, noun) pairs of the training
     split (`data.train_split`, default ``train``) in order of first appearance.
     """
@@ -233,7 +288,7 @@ def folder(root: PathLike, cfg: Optional[Mapping] = None) -> DatasetInfo:
         splits[train_split] = loader(train_split, True)
         actions = actions_from_segments(splits[train_split])
     return DatasetInfo(root=root, name=str(meta.get("name") or root.name), verb_classes=verbs, noun_classes=nouns,
-                       actions=actions, splits=splits, split_loader=loader, **depth)
+                       actions=actions, splits=splits, split_loader=loader, fps=meta.get("fps"), **depth)
 
 
 def build_info(cfg: Mapping) -> DatasetInfo:
@@ -242,3 +297,6 @@ def build_info(cfg: Mapping) -> DatasetInfo:
     if not isinstance(info, DatasetInfo):
         raise TypeError(f"dataset adapter '{cfg['data']['format']}' returned {type(info).__name__}, not DatasetInfo")
     return info
+
+
+from . import adapters  # noqa: E402,F401  (registers ek100, rulstm, ntu, utkinect)
