@@ -29,12 +29,12 @@ KILLER = '''\
 """Run tools/train.py, SIGKILLing this process at a chosen point (R3D_KILL_AT_BATCH or R3D_KILL_IN_SAVE)."""
 import os, runpy, signal, sys
 import accelerate.accelerator as acc_mod
-import r3d.engine.trainer as trainer
+import r3d.engine.losses as losses
 
 at_batch = int(os.environ.get("R3D_KILL_AT_BATCH", "0"))
 in_save = os.environ.get("R3D_KILL_IN_SAVE", "")
 calls = {"n": 0}
-loss_fn, save_custom = trainer.anticipation_loss, acc_mod.save_custom_state
+loss_fn, save_custom = losses.anticipation_loss, acc_mod.save_custom_state
 
 def loss_then_maybe_die(*args, **kwargs):
     calls["n"] += 1
@@ -47,7 +47,7 @@ def save_then_maybe_die(obj, path, *args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
     return save_custom(obj, path, *args, **kwargs)
 
-trainer.anticipation_loss = loss_then_maybe_die
+losses.anticipation_loss = loss_then_maybe_die  # the next-action task's loss, looked up at each call
 acc_mod.save_custom_state = save_then_maybe_die
 sys.argv = [sys.argv[1], *sys.argv[2:]]
 runpy.run_path(sys.argv[0], run_name="__main__")

@@ -11,14 +11,14 @@ Windows that reach before the video (a sampled time before 0 s): ``drop_style="s
 ``drop_style="pad"`` repeats frame 0. A segment with t_end < 0 has nothing observable and is dropped under both
 styles. `next_action_window` reports which of these happened, so the dataset can count them.
 
-Long-term (FUTR style: observe the first α of a video, predict the next β) is a separate protocol with its own
-sampling function; it belongs below the "long-term protocol" marker and shares only `frame_at`.
+Long-term (FUTR style: observe the first α of a video, predict the next β): `long_term_window` samples the observed
+first α at a fixed rate and never returns a frame at or after int(α·L); `future_span` gives the predicted frames.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -108,4 +108,51 @@ def match_depth_indices(rgb_indices: Sequence[int], rgb_fps: float, depth_fps: O
 
 
 # -- long-term protocol (FUTR: observe α of the video, predict the next β) ---------------------------------------------
-# Not implemented here yet: `long_term_*` sampling functions go below, returning `Window`s like the next-action ones.
+# Frame counts follow FUTR's `predict.py` / R3D's `predict_nturgbd.py` integer arithmetic exactly, so that the frames
+# a sample observes, the frames its targets cover and the frames `r3d.metrics.anticipation.moc_at_betas` evaluates are
+# the same: observed = frames [0, int(α·L)), future of horizon h = frames [int(α·L), min(L, int((α+h)·L))).
+def observed_length(alpha: float, num_video_frames: int) -> int:
+    """Frames observed at fraction α of an L-frame video: ``int(α·L)`` (FUTR's ``observed_len``)."""
+    if not 0.0 < alpha <= 1.0:
+        raise ValueError(f"an observed fraction α must be in (0, 1], got {alpha} (data.long_term.*_alphas)")
+    return int(alpha * int(num_video_frames))
+
+
+def future_span(alpha: float, horizon: float, num_video_frames: int) -> Tuple[int, int]:
+    """(start, end) frame indices of the future of horizon h after α: [int(α·L), min(L, int((α+h)·L))).
+
+    β (and h) are fractions of the whole video, as in FUTR; near the end the span is cut at the last frame.
+    """
+    length = int(num_video_frames)
+    start = observed_length(alpha, length)
+    return start, max(start, min(length, int((alpha + horizon) * length)))
+
+
+def long_term_window(num_video_frames: int, fps: float, alpha: float, sample_fps: Optional[float],
+                     max_frames: int = 0) -> Window:
+    """The observed frames of the long-term protocol: the first α of the video, sampled at `sample_fps`.
+
+    Sample times are ``j / sample_fps`` for j = 0, 1, ... (anchored at the video start, as FUTR's
+    ``features[:observed_len][::sample_rate]``), each mapped to the last frame at or before it (`frame_at`); only
+    frames with index < int(α·L) are kept, so no frame of the unobserved part is ever returned. `sample_fps` None
+    (or ≥ fps) takes every observed frame (R3D on NTU RGB+D / UTKinect: sample_rate 1). With `max_frames` > 0 and
+    more samples than that, `max_frames` of them are kept, evenly spaced, first and last included.
+
+    Returns: `Window` with (T,) strictly increasing int64 indices, or (None, "unobservable") when int(α·L) = 0.
+    """
+    if not fps > 0:
+        raise ValueError(f"long_term_window needs fps > 0, got {fps}")
+    if sample_fps is not None and not sample_fps > 0:
+        raise ValueError(f"data.long_term.sample_fps must be > 0 or null (every frame), got {sample_fps}")
+    observed = observed_length(alpha, num_video_frames)
+    if observed < 1:
+        return Window(None, UNOBSERVABLE)
+    if sample_fps is None or sample_fps >= fps:
+        idx = np.arange(observed, dtype=np.int64)
+    else:
+        count = int(math.ceil(observed / fps * sample_fps)) + 1  # enough sample times to pass the last frame
+        idx = np.array([frame_at(j / sample_fps, fps) for j in range(count)], dtype=np.int64)
+        idx = np.unique(idx[(idx >= 0) & (idx < observed)])
+    if max_frames and len(idx) > max_frames:
+        idx = idx[np.round(np.linspace(0, len(idx) - 1, int(max_frames))).astype(np.int64)]
+    return Window(idx, OK)

@@ -21,7 +21,7 @@ counts pooled over all evaluated videos before averaging (as FUTR's `predict.py`
 from __future__ import annotations
 
 import math
-from typing import Dict, Mapping, Optional, Sequence, Union
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -30,7 +30,7 @@ SubsetMask = Union[Tensor, Mapping[str, Tensor]]
 
 __all__ = [
     "topk_accuracy", "mean_topk_recall", "anticipation_metrics", "action_scores_from_verb_noun", "tail_classes",
-    "ek100_tail_subsets", "mean_over_classes_accuracy", "moc_at_betas",
+    "ek100_tail_subsets", "mean_over_classes_accuracy", "moc_at_betas", "moc_counts", "moc_from_counts",
 ]
 
 
@@ -284,3 +284,41 @@ def moc_at_betas(pred: Sequence[Tensor], target: Sequence[Tensor], video_lengths
         out[float(beta)] = mean_over_classes_accuracy(torch.cat(ps) if ps else torch.zeros(0),
                                                       torch.cat(ts) if ts else torch.zeros(0), ignore_index)
     return out
+
+
+def moc_counts(pred: Tensor, target: Tensor, lengths: Tensor, num_classes: int) -> Tuple[Tensor, Tensor]:
+    """Per-sample, per-horizon, per-class frame counts behind MoC, so that they can be summed across batches and
+    processes (fixed shapes) before `moc_from_counts` takes the mean over classes.
+
+    Args:
+        pred: (B, F) predicted labels of the future frames (padding: any value).
+        target: (B, F) ground-truth labels; frames < 0 or ≥ `num_classes` (padding, ignored) do not count.
+        lengths: (B, nβ) how many leading future frames each horizon evaluates (`LongTermDataset` ``beta_lengths``:
+            min(L, int((α+β)·L)) − int(α·L), the frames `moc_at_betas` takes).
+        num_classes: K, the ground-truth classes counted.
+
+    Returns:
+        (hits, counts), each (B, nβ, K) float64: frames of class c within the horizon predicted c / all such frames.
+    """
+    target = torch.as_tensor(target).long()
+    pred = torch.as_tensor(pred, device=target.device).long()
+    lengths = torch.as_tensor(lengths, device=target.device).long()
+    b, f = target.shape
+    within = torch.arange(f, device=target.device).view(1, 1, f) < lengths.view(b, -1, 1)       # (B, nβ, F)
+    valid = (target >= 0) & (target < num_classes)                                                # (B, F)
+    onehot = torch.nn.functional.one_hot(target.clamp(0, max(num_classes - 1, 0)), num_classes).double()
+    onehot = onehot * valid.unsqueeze(-1)                                                         # (B, F, K)
+    counts = torch.einsum("bnf,bfk->bnk", within.double(), onehot)
+    hits = torch.einsum("bnf,bfk->bnk", within.double(), onehot * (pred == target).unsqueeze(-1))
+    return hits, counts
+
+
+def moc_from_counts(hits: Tensor, counts: Tensor) -> float:
+    """MoC in percent from `moc_counts` output summed over any leading dims: (..., K) -> mean over the classes with
+    frames of hits_c / counts_c; NaN when no frame counts."""
+    h = torch.as_tensor(hits, dtype=torch.float64).reshape(-1, hits.shape[-1]).sum(0)
+    c = torch.as_tensor(counts, dtype=torch.float64).reshape(-1, counts.shape[-1]).sum(0)
+    seen = c > 0
+    if not bool(seen.any()):
+        return math.nan
+    return 100.0 * float((h[seen] / c[seen]).mean())
