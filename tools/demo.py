@@ -3,7 +3,10 @@
 
     python tools/demo.py --checkpoint RUN_DIR --rgb CLIP.mp4 --depth DEPTH [--out pred.json] [--video overlay.mp4]
                          [--stride S] [--topk 5] [--depth-scale 0.001] [--depth-fps F]
-    python tools/demo.py --checkpoint RUN_DIR --sample --video overlay.mp4      # the clip bundled with r3d
+    python tools/demo.py --sample --video overlay.mp4      # the clip and the checkpoint bundled with r3d
+
+Without --checkpoint the checkpoint bundled with r3d is used (r3d/assets/sample/checkpoint: a model trained on the
+synthetic benchmark, weights stored in float16 and loaded as float32; see tools/bundle_checkpoint.py).
 
 The clip is read in time order. Every frame goes once through each modality's backbone and its features are kept in
 a ring buffer; every S frames (default: the model's sampling spacing, data.tau_o / data.num_frames seconds) the model
@@ -27,7 +30,8 @@ import sys
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", required=True, help="run folder of tools/train.py, or its model.safetensors")
+    ap.add_argument("--checkpoint", help="run folder of tools/train.py, or its model.safetensors (default: the "
+                                         "checkpoint bundled with r3d, trained on the synthetic benchmark)")
     ap.add_argument("--rgb", help="colour video (any container decord reads)")
     ap.add_argument("--depth", help="PNG16 folder, .npz, .npy or FFV1 .mkv; omit for RGB-only inference (warned)")
     ap.add_argument("--sample", action="store_true", help="use the RGB-D clip bundled with r3d (r3d/assets/sample)")
@@ -43,6 +47,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     from r3d.data.errors import DataError  # after parsing, so that --help answers at once
+    from r3d.engine.export import bundled_checkpoint
     from r3d.engine.stream import ClipTooShort, run_demo, sample_clip
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -57,7 +62,8 @@ def main(argv=None) -> int:
 
         torch.set_num_threads(args.threads)
     try:
-        doc = run_demo(args.checkpoint, args.rgb, args.depth, out=args.out, video=args.video, stride=args.stride,
+        checkpoint = args.checkpoint or bundled_checkpoint()
+        doc = run_demo(checkpoint, args.rgb, args.depth, out=args.out, video=args.video, stride=args.stride,
                        topk=args.topk, depth_scale=args.depth_scale, depth_fps=args.depth_fps,
                        progress=not args.no_progress, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
     except (ClipTooShort, DataError, FileNotFoundError, ValueError) as e:

@@ -191,25 +191,34 @@ def png_header(path: PathLike) -> Tuple[int, int, int, int]:
     return width, height, head[24], head[25]
 
 
+def png_frame_problem(path: PathLike) -> Tuple[Optional[str], Optional[Tuple[int, int]]]:
+    """(one-line problem or None, (width, height) or None) of one depth PNG, from its IHDR header only (no decoding):
+    unreadable, not a PNG, or not 16-bit single-channel. Shared by the validator and `data.on_bad_sample=skip`."""
+    p = Path(path)
+    try:
+        w, h, bits, color = png_header(p)
+    except DataError as e:
+        return str(e), None
+    except OSError as e:
+        return f"{p}: cannot be read ({e}); re-write it", None
+    if bits != 16 or color != 0:
+        kind = PNG_COLOR_TYPES.get(color, f"colour type {color}")
+        return (f"{p}: {bits}-bit {kind} PNG where a 16-bit single-channel depth PNG is expected (8-bit cannot hold "
+                f"depth units); save uint16 depth (r3d.data.io.write_depth_png16)"), (w, h)
+    return None, (w, h)
+
+
 def check_png_frames(store: PngDepthStore) -> List[Tuple[Path, str]]:
     """(path, message) for every frame of a PNG depth folder that is not a 16-bit single-channel PNG (headers only)."""
     bad = []
     sizes: Dict[Tuple[int, int], Path] = {}
     for i in range(store.num_frames):
         p = store.frame_path(i)
-        try:
-            w, h, bits, color = png_header(p)
-        except DataError as e:
-            bad.append((p, str(e)))
-            continue
-        except OSError as e:
-            bad.append((p, f"{p}: cannot be read ({e}); re-write it"))
-            continue
-        if bits != 16 or color != 0:
-            kind = PNG_COLOR_TYPES.get(color, f"colour type {color}")
-            bad.append((p, f"{p}: {bits}-bit {kind} PNG where a 16-bit single-channel depth PNG is expected (8-bit "
-                           f"cannot hold depth units); save uint16 depth (r3d.data.io.write_depth_png16)"))
-        sizes.setdefault((w, h), p)
+        problem, size = png_frame_problem(p)
+        if problem is not None:
+            bad.append((p, problem))
+        if size is not None:
+            sizes.setdefault(size, p)
     if len(sizes) > 1:
         (s0, p0), (s1, p1) = list(sizes.items())[:2]
         bad.append((p1, f"{p1}: depth frame is {s1[0]}x{s1[1]} but {p0.name} is {s0[0]}x{s0[1]}; re-export the "
@@ -266,6 +275,17 @@ def frame_timing_problem(path: PathLike, tolerance: float = 0.5) -> Optional[str
                 f"annotation times would select the wrong frames: re-encode at a constant rate, e.g. "
                 f"`ffmpeg -i in -vsync cfr -r {round(fps) or 1} out.mp4`")
     return None
+
+
+def video_timing_problem(path: PathLike, probe: VideoInfo) -> Optional[str]:
+    """The one-line 'frame timing' problem of a video decord opened (`probe`), or None: the container's frame count
+    and duration against decord's (`container_problem`), then every frame's timestamp (`frame_timing_problem`).
+    What `tools/validate_data.py` reports and what the dataset stops on (or skips) at index time."""
+    try:
+        return container_problem(path, probe.num_frames, probe.fps) or frame_timing_problem(path)
+    except Exception as e:  # decord cannot list timestamps
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+        return f"{path}: frame timestamps cannot be read ({first}); re-encode it"
 
 
 def _split_names(root: Path, cfg: Optional[Mapping]) -> List[str]:
@@ -404,10 +424,7 @@ def _videos(ck: _Checker, info: DatasetInfo, videos: Sequence[str]) -> Dict[str,
             continue
         probes[vid] = probe
         ck.count("frame timing")
-        try:
-            problem = container_problem(path, probe.num_frames, probe.fps) or frame_timing_problem(path)
-        except Exception as e:  # decord cannot list timestamps: report, do not stop
-            problem = f"{path}: frame timestamps cannot be read ({str(e).splitlines()[0][:120]}); re-encode it"
+        problem = video_timing_problem(path, probe)
         if problem:
             ck.add("frame timing", ERROR, path, problem)
     return probes

@@ -294,6 +294,9 @@ def load_model_weights(model: nn.Module, path: PathLike) -> None:
             f"{weights}: checkpoint is from a different model or config ({'; '.join(problems)}). Use the config it "
             "was trained with (its model.json) or retrain."
         )
+    # Weights stored in a smaller float type (the fp16 bundle, r3d.engine.export) come back as the model's own.
+    state = {k: v.to(own[k].dtype) if v.is_floating_point() and own[k].is_floating_point() else v
+             for k, v in state.items()}
     model.load_state_dict(state, strict=True)
 
 
