@@ -19,22 +19,27 @@ Names here -> names in the papers (METHODS.md §1, §4):
     modality_reliance       action top-1 with each modality removed, on the same samples, and its relative drop.
 
 `CollapseAccumulator` gathers these during an evaluation loop at the cost of per-sample scalars and one (N, C) matrix.
+
+Cost (issue #9, P6 of tools/bench.py): one batched float32 `svdvals` per token set and distinct window length, on the
+(C, T) transpose (σ(Zᵀ) = σ(Z); LAPACK gets a tall column-major view without a copy, ~3x faster than (T, C) for T ≪ C);
+the full-window erank is shared with the observed-fraction curve; no per-sample Python loop.
 """
 from __future__ import annotations
 
 import math
 import time
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
 
 Tensor = torch.Tensor
+PrefixFn = Callable[[int], Mapping[str, Tensor]]  # n -> token sets (see `token_sets`) of the window cut to n frames
 
 SIGMA_EPS = 1e-12
 
 __all__ = [
     "effective_rank", "mean_effective_rank", "numerical_rank", "pooled_effective_rank", "mutual_rank_gain",
-    "modality_reliance", "erank_vs_observed", "observed_length", "CollapseAccumulator",
+    "modality_reliance", "erank_vs_observed", "observed_length", "token_sets", "CollapseAccumulator",
 ]
 
 
@@ -54,7 +59,8 @@ def effective_rank(z: Tensor, eps: float = SIGMA_EPS) -> Tensor:
     if z.dim() not in (2, 3):
         raise ValueError(f"effective_rank expects (T, C) or (B, T, C), got shape {tuple(z.shape)}")
     with torch.autocast(device_type=z.device.type, enabled=False):
-        s = torch.linalg.svdvals(z.float())
+        z = z.float()
+        s = torch.linalg.svdvals(z.mT if z.shape[-2] < z.shape[-1] else z)  # the tall orientation is the fast one
         s = torch.where(s > eps, s, torch.zeros_like(s))
         total = s.sum(-1)
         p = s / total.clamp_min(torch.finfo(s.dtype).tiny).unsqueeze(-1)
@@ -216,17 +222,38 @@ def observed_length(fraction: float, num_frames: int) -> int:
     return min(num_frames, max(1, math.ceil(round(fraction * num_frames, 9))))
 
 
+def token_sets(out: Mapping[str, Any]) -> Dict[str, Tensor]:
+    """The token sets the diagnostics measure in a model output: {"pre_<m>", "post_<m>": (B,T,C), "fused": (B,T,C)}
+    from `tokens_pre`, `tokens_post` and `fused` (absent or None entries are left out)."""
+    sets = {f"{kind}_{m}": z for kind in ("pre", "post") for m, z in (out.get(f"tokens_{kind}") or {}).items()}
+    if out.get("fused") is not None:
+        sets["fused"] = out["fused"]
+    return sets
+
+
+def _eranks_by_length(sets: Mapping[str, Tensor], lengths: Sequence[int], prefix: Optional[PrefixFn] = None
+                      ) -> Dict[int, Dict[str, Tensor]]:
+    """{n: {name: (B,) erank of the set's first n tokens}} for every n in `lengths`, one batched SVD per set and n.
+
+    The window truncated to n frames is `prefix(n)` when given (for models whose tokens depend on later frames), else
+    the first n tokens of each full-window set; n = T always uses the full sets.
+    """
+    res: Dict[int, Dict[str, Tensor]] = {}
+    for n in sorted(set(lengths)):
+        if prefix is None or all(z.shape[1] == n for z in sets.values()):
+            cut = {k: z[:, :n] for k, z in sets.items()}
+        else:
+            cut = prefix(n)
+        res[n] = {k: effective_rank(cut[k]) for k in sets}
+    return res
+
+
 def _prefix_eranks(tokens: Tensor, fractions: Sequence[float]) -> Tensor:
     """(B, T, C) -> (B, F): per-sample erank of each window prefix of `observed_length(f, T)` frames."""
     t = tokens.shape[1]
-    cache: Dict[int, Tensor] = {}
-    cols = []
-    for f in fractions:
-        n = observed_length(f, t)
-        if n not in cache:
-            cache[n] = effective_rank(tokens[:, :n])
-        cols.append(cache[n])
-    return torch.stack(cols, dim=1)
+    lengths = [observed_length(f, t) for f in fractions]
+    er = _eranks_by_length({"z": tokens}, lengths)
+    return torch.stack([er[n]["z"] for n in lengths], dim=1)
 
 
 def erank_vs_observed(tokens: Tensor, fractions: Sequence[float]) -> Dict[float, float]:
@@ -270,7 +297,8 @@ class CollapseAccumulator:
 
     Result (JSON-able): erank_pre / erank_post {m: mean}, erank_fused, num_samples, num_present {m}, gain {m}, H,
     pooled_rank / pooled_erank and pooled_rank_centered / pooled_erank_centered of the (N, C) time-mean fused
-    representation, erank_vs_observed {fractions, fused, pre {m}, post {m}} (lists aligned with fractions), time_spent.
+    representation, erank_vs_observed {fractions, fused, pre {m}, post {m}} (lists aligned with fractions; plus
+    `method`, how the truncated windows were made, when the caller set `prefix_method`), time_spent.
     """
 
     PREFIX = "col_"
@@ -281,6 +309,7 @@ class CollapseAccumulator:
             observed_length(f, 1)  # validates the range
         self.pair = pair
         self.time_spent = 0.0
+        self.prefix_method: Optional[str] = None  # how truncated windows were made; reported with the curves
         self._chunks: Dict[str, list] = {}
 
     @property
@@ -292,21 +321,27 @@ class CollapseAccumulator:
         return key.startswith(self.PREFIX)
 
     @torch.no_grad()
-    def per_sample(self, out: Mapping[str, Any]) -> Dict[str, Tensor]:
+    def per_sample(self, out: Mapping[str, Any], prefix: Optional[PrefixFn] = None) -> Dict[str, Tensor]:
         """Per-sample statistics of one batch: {"col_pre_<m>": (B,), "col_obs_pre_<m>": (B, F), ..., "col_pool_fused":
-        (B, C)} (float32, on the input's device)."""
+        (B, C)} (float32, on the input's device).
+
+        `prefix(n)` returns the token sets (`token_sets`) of the batch's windows truncated to their first n frames; by
+        default the first n tokens of the full window are used, which is exact when every token depends on its own
+        frame only (per-frame backbones and a frame-local fuser; `r3d.engine.evaluate.observed_prefix` decides).
+        """
         t0 = time.perf_counter()
         res: Dict[str, Tensor] = {}
-        for kind in ("pre", "post"):
-            for m, z in (out.get(f"tokens_{kind}") or {}).items():
-                res[f"{self.PREFIX}{kind}_{m}"] = effective_rank(z)
+        sets = token_sets(out)
+        if sets:
+            t = next(iter(sets.values())).shape[1]
+            obs = [observed_length(f, t) for f in self.fractions]
+            er = _eranks_by_length(sets, [t, *obs], prefix if self.fractions else None)
+            for name in sets:
+                res[f"{self.PREFIX}{name}"] = er[t][name]
                 if self.fractions:
-                    res[f"{self.PREFIX}obs_{kind}_{m}"] = _prefix_eranks(z, self.fractions)
+                    res[f"{self.PREFIX}obs_{name}"] = torch.stack([er[n][name] for n in obs], dim=1)
         fused = out.get("fused")
         if fused is not None:
-            res[f"{self.PREFIX}fused"] = effective_rank(fused)
-            if self.fractions:
-                res[f"{self.PREFIX}obs_fused"] = _prefix_eranks(fused, self.fractions)
             with torch.autocast(device_type=fused.device.type, enabled=False):
                 res[f"{self.PREFIX}pool_fused"] = fused.detach().float().mean(dim=1)
         self.time_spent += time.perf_counter() - t0
@@ -351,6 +386,8 @@ class CollapseAccumulator:
             for kind in ("pre", "post"):
                 curves[kind] = {m: [_nanmean(col) for col in g[f"obs_{kind}_{m}"][keep[m]].unbind(1)]
                                 for m in mods if f"obs_{kind}_{m}" in g}
+            if self.prefix_method is not None:
+                curves["method"] = self.prefix_method
             res["erank_vs_observed"] = curves
         self.time_spent += time.perf_counter() - t0
         res["time_spent"] = self.time_spent

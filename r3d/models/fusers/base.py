@@ -33,6 +33,10 @@ class Fuser(nn.Module):
     config_section: ClassVar[Optional[str]] = None  # which model.<section> of the config holds its kwargs
     separate_heads: ClassVar[bool] = False  # True for late fusion: one head per modality, logits averaged
     num_modalities: ClassVar[Optional[int]] = None  # exact number of modalities the fuser needs (None = any ≥ 1)
+    # True when, in eval mode, the output at frame t depends on the frame-t tokens only, so the fusion of a window cut
+    # to its first n frames is the first n frames of the full window's fusion (the diagnostics' erank-vs-observed
+    # curves then slice instead of re-running the fuser). False (safe default) when it mixes frames or samples.
+    frame_local: ClassVar[bool] = False
 
     def __init__(self, dim: int, modalities: Sequence[str] = ("rgb", "depth")) -> None:
         super().__init__()

@@ -36,6 +36,7 @@ Tensor = torch.Tensor
 class ChannelExchange(Fuser):
     """CEN channel exchanging: small-|BN gamma| channels of a designated half take the other modality's; L1 on gamma."""
 
+    frame_local = True  # per-frame in eval mode (BN running statistics; see Fuser.frame_local)
     config_section = "cen"
     num_modalities = 2
 

@@ -23,6 +23,8 @@ Tensor = torch.Tensor
 class ConcatFuser(Fuser):
     """Concatenate the modality tokens per frame and project: [a; b] -> Linear(M*C -> C)."""
 
+    frame_local = True  # see Fuser.frame_local
+
     def __init__(self, dim: int, modalities: Sequence[str] = ("rgb", "depth")) -> None:
         super().__init__(dim, modalities)
         self.proj = nn.Linear(len(self.modalities) * dim, dim)

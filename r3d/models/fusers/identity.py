@@ -20,6 +20,7 @@ Tensor = torch.Tensor
 class IdentityFuser(Fuser):
     """Unimodal pass-through: fused = the one modality's tokens."""
 
+    frame_local = True  # see Fuser.frame_local
     num_modalities = 1
 
     def __init__(self, dim: int, modalities: Sequence[str] = ("rgb",)) -> None:

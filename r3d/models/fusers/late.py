@@ -21,6 +21,7 @@ Tensor = torch.Tensor
 class LateFuser(Fuser):
     """Late fusion: separate heads per modality, logits averaged (the fuser passes tokens through)."""
 
+    frame_local = True  # see Fuser.frame_local
     separate_heads = True
 
     def __init__(self, dim: int, modalities: Sequence[str] = ("rgb", "depth")) -> None:

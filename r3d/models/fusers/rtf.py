@@ -89,6 +89,7 @@ class RTF(Fuser):
         if not 0.0 <= ratio <= 1.0:
             raise ValueError(f"model.rtf.ratio must be in [0, 1], got {ratio}")
         self.select = select
+        self.frame_local = select == "bn"  # eval BN + a fixed γ-chosen set; svd selects per sample over all T tokens
         self.alpha_param = alpha_param
         self.svd_rank = int(svd_rank)
         self.k = int(ratio * dim) if select == "bn" else int(round(ratio * dim))

@@ -109,6 +109,7 @@ class SAFuserBlock(nn.Module):
 class SAFuser(Fuser):
     """AFFT's SA-Fuser: per-frame transformer block over the modality tokens (mask full or cross), mean -> fused."""
 
+    frame_local = True  # see Fuser.frame_local
     config_section = "safuser"
 
     def __init__(self, dim: int, modalities: Sequence[str] = ("rgb", "depth"), mask: str = "full", heads: int = 8,

@@ -20,6 +20,8 @@ Tensor = torch.Tensor
 class SumFuser(Fuser):
     """Sum the modality tokens per frame: a + b (no parameters)."""
 
+    frame_local = True  # see Fuser.frame_local
+
     def __init__(self, dim: int, modalities: Sequence[str] = ("rgb", "depth")) -> None:
         super().__init__(dim, modalities)
 
