@@ -45,7 +45,9 @@ def main(argv=None) -> int:
     except (DataError, ConfigError, FileNotFoundError, ValueError) as e:  # bad input: one line, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
-    summary = {k: metrics[k] for k in ("verb", "noun", "action") if k in metrics}
+    if "_out" not in metrics:  # another process of `accelerate launch`: the main one reports
+        return 0
+    summary = {k: metrics[k] for k in ("verb", "noun", "action", "long_term") if k in metrics}
     print(json.dumps(summary, indent=1))
     print(f"wrote {metrics.get('_out')}")
     return 0

@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     except (DataError, ConfigError, FileExistsError, FileNotFoundError) as e:  # bad input: one line, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
-    summary = {k: metrics[k] for k in ("verb", "noun", "action") if k in metrics}
+    summary = {k: metrics[k] for k in ("verb", "noun", "action", "long_term") if k in metrics}
     print(json.dumps(summary, indent=1))
     print(f"wrote {cfg.work_dir}/metrics.json")
     return 0

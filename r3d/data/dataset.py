@@ -15,10 +15,17 @@ Modalities:
   `model.modality_dropout`). The two draws are independent: a sample can lose both.
 - RGB frame timing comes from the RGB video, so its video file is needed even for a depth-only model.
 
-Bad input (`data.on_bad_sample`): a missing, empty or undecodable video, a segment starting after its video's end,
-or depth whose frame count differs from the RGB one (without `depth_fps`) is a `DataError` under ``error``; under
-``skip`` the segment is dropped at index time and counted in ``stats["skipped_bad"]``. Failures only found while
-decoding in `__getitem__` always raise a `DataError` naming the file (a DataLoader cannot drop items).
+Bad input (`data.on_bad_sample`): a missing, empty or undecodable video, a video file whose frame count and fps
+disagree with its container or its frame timestamps (`validate.video_timing_problem`: the message
+`tools/validate_data.py` prints), a segment starting after its video's end, or depth whose frame count differs from
+the RGB one (without `depth_fps`) is a `DataError` under ``error``; under ``skip`` the segment is dropped at index time
+and counted in ``stats["skipped_bad"]``. Under ``skip`` the PNG headers of the depth frames a sample uses are also read
+at index time (`validate.png_frame_problem`, no decoding), so a sample with an unreadable or 8-bit depth PNG is dropped
+and counted (``stats["bad_depth_frames"]``: distinct bad frames) instead of failing in a DataLoader worker. Failures
+only found while decoding in `__getitem__` always raise a `DataError` naming the file (a DataLoader cannot drop items).
+Non-finite depth values (NaN/inf in float npz/npy) are read as 0 = no reading; the frames a split uses are scanned at
+index time and counted in ``stats["nonfinite_depth_values"]`` / ``["nonfinite_depth_frames"]`` /
+``["nonfinite_depth_videos"]`` (logged, and in metrics.json's ``data`` section).
 
 Labels: verb/noun from the CSV (-1 when the split has none); action = `DatasetInfo.action_id`: the vocabulary id of
 the pair, and for a pair never seen in training ``num_actions + verb * num_nouns + noun`` — deterministic and
@@ -29,6 +36,7 @@ from __future__ import annotations
 import logging
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
@@ -38,9 +46,10 @@ from torch.utils.data import Dataset
 from .annotations import Segment
 from .errors import DataError
 from .formats import DatasetInfo, build_info
-from .io import DepthStore, VideoInfo, probe_video, read_rgb_frames
-from .protocols import BEFORE_START, PADDED, UNOBSERVABLE, match_depth_indices, next_action_window
+from .io import DepthStore, PngDepthStore, VideoInfo
+from .protocols import BEFORE_START, PADDED, UNOBSERVABLE, next_action_window
 from .transforms import build_transforms
+from .validate import png_frame_problem, video_timing_problem
 
 _logger = logging.getLogger(__name__)
 
@@ -75,14 +84,17 @@ class AnticipationDataset(Dataset):
         info: the dataset description; built from the config (`data.format`, `data.root`) when None.
     Attributes:
         stats: counts (segments, samples, skipped_before_start, skipped_unobservable, padded, skipped_bad,
-            missing_depth_videos, missing_depth_samples, dropped_rgb, dropped_depth, missing_rgb, missing_depth).
+            bad_depth_frames, missing_depth_videos, missing_depth_samples, dropped_rgb, dropped_depth, missing_rgb,
+            missing_depth, nonfinite_depth_values, nonfinite_depth_frames, nonfinite_depth_videos).
     """
+
+    protocol = "next_action"  # the data.protocol this class samples (a subclass may implement another one)
 
     def __init__(self, cfg: Mapping, split: str, train: bool, info: Optional[DatasetInfo] = None) -> None:
         data = cfg["data"]
-        if data["protocol"] != "next_action":
-            raise DataError(f"config key 'data.protocol' is '{data['protocol']}', but AnticipationDataset implements "
-                            f"next_action only; set data.protocol=next_action")
+        if data["protocol"] != self.protocol:
+            raise DataError(f"config key 'data.protocol' is '{data['protocol']}', but {type(self).__name__} implements "
+                            f"{self.protocol} only; set data.protocol={self.protocol}")
         if data["on_bad_sample"] not in ON_BAD_SAMPLE:
             raise DataError(f"config key 'data.on_bad_sample' must be one of {ON_BAD_SAMPLE}, got "
                             f"'{data['on_bad_sample']}'")
@@ -105,6 +117,7 @@ class AnticipationDataset(Dataset):
         self._probes: Dict[str, Union[VideoInfo, DataError]] = {}
         self.depth_stores: Dict[str, Optional[DepthStore]] = {}
         self._depth_errors: Dict[str, DataError] = {}
+        self._png_problems: Dict[Path, Optional[str]] = {}
         self.stats: Dict[str, int] = {}
         self.items: List[_Item] = self._build_index(self.info.segments(split, require_labels=train))
 
@@ -118,9 +131,13 @@ class AnticipationDataset(Dataset):
             _logger.warning("skipping segment '%s' (%s): %s", seg.narration_id, seg.where, err)
 
     def _probe(self, video_id: str) -> VideoInfo:
+        """Frame count and fps of a video (once); a video file is checked against its container and frame timestamps."""
         if video_id not in self._probes:
             try:
-                self._probes[video_id] = probe_video(self.info.video_path(video_id))
+                probe = self.info.probe_rgb(video_id)
+                path = self.info.video_path(video_id)
+                problem = video_timing_problem(path, probe) if path.is_file() else None
+                self._probes[video_id] = DataError(problem) if problem else probe
             except DataError as e:
                 self._probes[video_id] = e
         probe = self._probes[video_id]
@@ -129,17 +146,15 @@ class AnticipationDataset(Dataset):
         return probe
 
     def _depth(self, video_id: str, video: VideoInfo) -> Optional[DepthStore]:
-        """The video's depth store (None when absent); DataError when it exists but does not fit the RGB video."""
+        """The video's depth store (None when absent); DataError when it exists but does not fit the RGB video
+        (`DatasetInfo.check_depth`)."""
         if video_id in self._depth_errors:
             raise self._depth_errors[video_id]
         if video_id not in self.depth_stores:
             try:
                 store = self.info.open_depth(video_id)
-                if store is not None and self.info.depth_fps is None and store.num_frames != video.num_frames:
-                    raise DataError(
-                        f"{store.path}: {store.num_frames} depth frames but {self.info.video_path(video_id)} has "
-                        f"{video.num_frames} RGB frames; depth frame i must belong to RGB frame i: re-export one "
-                        f"of them, or set depth_fps in dataset.yaml to match frames by time")
+                if store is not None:
+                    self.info.check_depth(video_id, video, store)
             except DataError as e:
                 self._depth_errors[video_id] = e
                 raise
@@ -150,11 +165,45 @@ class AnticipationDataset(Dataset):
                              video_id, self.info.depth_location(video_id))
         return self.depth_stores[video_id]
 
+    def _png_problem(self, store: DepthStore, depth_idx: np.ndarray) -> Optional[str]:
+        """The first header problem among the PNG depth frames at `depth_idx` (each file read once), or None."""
+        if not isinstance(store, PngDepthStore):
+            return None
+        for i in np.unique(depth_idx):
+            path = store.frame_path(int(i))
+            if path not in self._png_problems:
+                self._png_problems[path] = png_frame_problem(path)[0]
+                self.stats["bad_depth_frames"] += self._png_problems[path] is not None
+            if self._png_problems[path] is not None:
+                return self._png_problems[path]
+        return None
+
+    def _count_nonfinite(self, items: List[_Item]) -> None:
+        """Count the NaN/inf depth values in the frames the samples use (float npz/npy stores) and log them."""
+        used: Dict[str, List[np.ndarray]] = {}
+        for it in items:
+            if it.present_depth:
+                used.setdefault(it.segment.video_id, []).append(it.depth_idx)
+        first = None
+        for vid, idx in used.items():
+            values, frames = self.depth_stores[vid].count_nonfinite(np.concatenate(idx))
+            if values:
+                self.stats["nonfinite_depth_values"] += values
+                self.stats["nonfinite_depth_frames"] += frames
+                self.stats["nonfinite_depth_videos"] += 1
+                first = first or self.depth_stores[vid].path
+        if first is not None:
+            _logger.warning("split '%s': %d non-finite depth values (NaN/inf) in %d frames of %d video(s) (e.g. %s) "
+                            "are read as 0 = no reading; write 0 for holes if that is not what they mean", self.split,
+                            self.stats["nonfinite_depth_values"], self.stats["nonfinite_depth_frames"],
+                            self.stats["nonfinite_depth_videos"], first)
+
     def _build_index(self, segments: List[Segment]) -> List[_Item]:
         d = self._data_cfg
         for key in ("segments", "samples", "skipped_before_start", "skipped_unobservable", "padded", "skipped_bad",
-                    "missing_depth_videos", "missing_depth_samples", "dropped_rgb", "dropped_depth", "missing_rgb",
-                    "missing_depth"):
+                    "bad_depth_frames", "missing_depth_videos", "missing_depth_samples", "dropped_rgb",
+                    "dropped_depth", "missing_rgb", "missing_depth", "nonfinite_depth_values",
+                    "nonfinite_depth_frames", "nonfinite_depth_videos"):
             self.stats[key] = 0
         self.stats["segments"] = len(segments)
         items: List[_Item] = []
@@ -178,26 +227,34 @@ class AnticipationDataset(Dataset):
             if win.status == BEFORE_START:
                 self.stats["skipped_before_start"] += 1
                 continue
-            if win.status == PADDED:
-                self.stats["padded"] += 1
             present = {"rgb": self.use["rgb"], "depth": store is not None}
-            if self.use["depth"] and store is None:
-                self.stats["missing_depth_samples"] += 1
+            dropped = []
             if self.missing_rate["rgb"] > 0 or self.missing_rate["depth"] > 0:
                 draws = _uniform_draws(self.seed, seg.narration_id, 2)
                 for m, u in zip(MODALITIES, draws):
                     if present[m] and u < self.missing_rate[m]:
                         present[m] = False
-                        self.stats[f"dropped_{m}"] += 1
+                        dropped.append(m)
+            depth_idx = None
+            if present["depth"]:
+                depth_idx = self.info.depth_indices(win.indices, video, store)
+                problem = self._png_problem(store, depth_idx) if self.on_bad_sample == "skip" else None
+                if problem is not None:  # an unreadable or 8-bit frame: drop the sample now, not in a worker
+                    self._bad(seg, DataError(problem))
+                    continue
+            if win.status == PADDED:
+                self.stats["padded"] += 1
+            if self.use["depth"] and store is None:
+                self.stats["missing_depth_samples"] += 1
+            for m in dropped:
+                self.stats[f"dropped_{m}"] += 1
             for m in MODALITIES:
                 if self.use[m] and not present[m]:
                     self.stats[f"missing_{m}"] += 1
-            depth_idx = None
-            if present["depth"]:
-                depth_idx = match_depth_indices(win.indices, video.fps, self.info.depth_fps, store.num_frames)
             items.append(_Item(seg, str(self.info.video_path(seg.video_id)), win.indices, depth_idx,
                                present["rgb"], present["depth"]))
         self.stats["samples"] = len(items)
+        self._count_nonfinite(items)
         _logger.info("%s split '%s': %s", self.info.name, self.split, self.stats)
         if not items:
             raise DataError(f"split '{self.split}' of {self.info.root} has no usable samples ({self.stats}); check "
@@ -220,18 +277,23 @@ class AnticipationDataset(Dataset):
         results: Dict[str, Any] = {"rgb": None, "depth": None, "rng": rng}
         try:
             if item.present_rgb:
-                results["rgb"] = read_rgb_frames(item.video, item.frame_idx)
+                results["rgb"] = self.info.read_rgb(seg.video_id, item.frame_idx)
             if item.present_depth:
                 results["depth"] = self.depth_stores[seg.video_id].read(item.depth_idx)
         except DataError as e:
             raise DataError(f"{e} [sample {index}: segment '{seg.narration_id}' at {seg.where}]") from None
         results = self.transform(results)
-        t, s = self.num_frames, self.img_size
+        t, s = len(item.frame_idx), self.img_size
         rgb = results["rgb"] if results["rgb"] is not None else torch.zeros(t, 3, s, s)
         depth = results["depth"] if results["depth"] is not None else torch.zeros(t, 1, s, s)
+        return {"rgb": rgb, "depth": depth, **self.sample_fields(index)}
+
+    def sample_fields(self, index: int) -> Dict[str, Any]:
+        """Everything of sample `index` but its frames: present, labels, index, frame_idx, ids (shared with
+        `r3d.data.features.FeatureDataset`)."""
+        item = self.items[index]
+        seg = item.segment
         return {
-            "rgb": rgb,
-            "depth": depth,
             "present": {"rgb": torch.tensor(item.present_rgb), "depth": torch.tensor(item.present_depth)},
             "verb": torch.tensor(seg.verb, dtype=torch.int64),
             "noun": torch.tensor(seg.noun, dtype=torch.int64),

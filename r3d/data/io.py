@@ -19,7 +19,9 @@ by `open_depth` from what exists for a video under ``ROOT/depth`` (first match w
 `DepthStore.read` returns float32 metres: integer data × `depth_scale`, float data as stored (already metres). Non-
 finite values in float arrays (NaN, ±inf) become 0 (= no reading, as in the PNG convention) and are counted in
 `DepthStore.nonfinite` (per process; a warning is logged once per file) rather than raising: real sensors export
-NaN for holes. Range checks (depth_min/depth_max) belong to the transforms, not to the readers.
+NaN for holes. `DepthStore.count_nonfinite` counts them without converting (the dataset does, at index time, for the
+frames a split uses, so the run's stats report them). Range checks (depth_min/depth_max) belong to the transforms,
+not to the readers.
 """
 from __future__ import annotations
 
@@ -82,6 +84,12 @@ def _check_range(idx: np.ndarray, n: int, path: Path) -> None:
 
 
 # -- RGB -------------------------------------------------------------------------------------------------------------
+# decord decoder threads per reader. Measured on 2 shared cores (issue #9): with 1, decord2 3.4.0 stalls when the
+# machine is busy (load ~8: a training sample's read took ~40 ms wall, against ~15 ms with 0); at load ~5 an
+# 8-frame window took 8.1 ms wall / 5.6 ms CPU with 1, 7.2 / 5.9 with 0 (ffmpeg's choice: one thread per core, which
+# multiplies with DataLoader workers on big machines) and 6.8 / 5.3 with 2. Same frames bit for bit (tests/test_perf.py).
+DECODE_THREADS = 2
+
 class VideoInfo(NamedTuple):
     """What `probe_video` reports about an RGB video."""
 
@@ -142,7 +150,7 @@ def _get_batch(vr, p: Path, uniq: np.ndarray) -> np.ndarray:
     return frames
 
 
-def probe_video(path: PathLike, num_threads: int = 1) -> VideoInfo:
+def probe_video(path: PathLike, num_threads: int = DECODE_THREADS) -> VideoInfo:
     """(num_frames, fps, height, width) of an RGB video; decodes frame 0 to learn the frame size.
 
     Raises DataError naming the file when it is missing, empty (0 bytes), undecodable, frameless or has no fps.
@@ -158,7 +166,7 @@ def probe_video(path: PathLike, num_threads: int = 1) -> VideoInfo:
     return VideoInfo(n, fps, int(frame.shape[1]), int(frame.shape[2]))
 
 
-def read_rgb_frames(path: PathLike, indices: Sequence[int], num_threads: int = 1) -> np.ndarray:
+def read_rgb_frames(path: PathLike, indices: Sequence[int], num_threads: int = DECODE_THREADS) -> np.ndarray:
     """RGB frames at `indices` (any order, duplicates allowed) -> (K, H, W, 3) uint8, in the requested order.
 
     One decord `get_batch` reads the sorted, de-duplicated indices; the requested order is restored afterwards.
@@ -179,7 +187,8 @@ class DepthStore:
     """One video's depth frames. Subclasses set `kind`, `num_frames` and implement `_read_raw`.
 
     Attributes: `path` (file or folder), `depth_scale` (metres per integer unit), `num_frames`, `fps` (float when
-    the store itself knows it, e.g. an MKV; else None), `nonfinite` (non-finite values zeroed so far).
+    the store itself knows it, e.g. an MKV; else None), `nonfinite` (non-finite values zeroed so far), `dtype` (the
+    stored dtype when the store may hold floats (npz/npy); None for the 16-bit integer stores PNG and MKV).
     """
 
     kind = "?"
@@ -193,6 +202,8 @@ class DepthStore:
         self.num_frames = 0
         self.fps: Optional[float] = None
         self.nonfinite = 0
+        self.dtype: Optional[np.dtype] = None
+        self._scan_chunk = 256  # frames per read in count_nonfinite
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r}, frames={self.num_frames}, scale={self.depth_scale})"
@@ -209,6 +220,20 @@ class DepthStore:
             return np.zeros((0, 0, 0), dtype=np.float32)
         uniq, inv = np.unique(idx, return_inverse=True)
         return self.to_metres(self._read_raw(uniq))[inv.reshape(-1)]
+
+    def count_nonfinite(self, indices: Sequence[int]) -> Tuple[int, int]:
+        """(non-finite values, frames holding any) among the frames at `indices` (duplicates counted once), read as
+        stored; `nonfinite` is not changed. Integer stores cannot hold NaN/inf and are not read."""
+        if self.dtype is None or not np.issubdtype(self.dtype, np.floating):
+            return 0, 0
+        uniq = np.unique(_as_indices(indices))
+        _check_range(uniq, self.num_frames, self.path)
+        values = frames = 0
+        for s in range(0, len(uniq), self._scan_chunk):
+            bad = ~np.isfinite(self._read_raw(uniq[s:s + self._scan_chunk]))
+            values += int(bad.sum())
+            frames += int(bad.reshape(bad.shape[0], -1).any(axis=1).sum())
+        return values, frames
 
     def to_metres(self, raw: np.ndarray) -> np.ndarray:
         """Stored values -> float32 metres: integers × depth_scale; floats as they are, non-finite -> 0 (counted)."""
@@ -319,6 +344,7 @@ class NpzDepthStore(DepthStore):
         if len(shape) != 3:
             raise DataError(f"{self.path}: '{key}' has shape {shape}, expected (T, H, W)")
         self.num_frames = int(shape[0])
+        self.dtype = dtype
         if info.compress_type == zipfile.ZIP_STORED and not fortran and not dtype.hasobject:
             with open(self.path, "rb") as fh:  # the member's data follows its local header (30 bytes + name + extra)
                 fh.seek(info.header_offset)
@@ -326,6 +352,8 @@ class NpzDepthStore(DepthStore):
             data_start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + \
                 int.from_bytes(local[28:30], "little")
             self._mmap_args = (dtype, data_start + header_len, shape)
+        else:  # every read decompresses the whole member: scan it in one read
+            self._scan_chunk = max(self.num_frames, 1)
 
     def _read_raw(self, uniq: np.ndarray) -> np.ndarray:
         if self._mmap_args is not None:
@@ -349,6 +377,7 @@ class NpyDepthStore(DepthStore):
         if arr.ndim != 3:
             raise DataError(f"{self.path}: array has shape {arr.shape}, expected (T, H, W)")
         self.num_frames = int(arr.shape[0])
+        self.dtype = arr.dtype
 
     def _read_raw(self, uniq: np.ndarray) -> np.ndarray:
         return np.array(np.load(self.path, mmap_mode="r")[uniq])

@@ -46,15 +46,19 @@ def make_loader(dataset, cfg: Config, train: bool, batch_size: int) -> DataLoade
     workers = int(cfg.data.num_workers)
     return DataLoader(dataset, batch_size=batch_size, shuffle=train, drop_last=False, num_workers=workers,
                       generator=gen if train else None, pin_memory=False,
-                      persistent_workers=False, prefetch_factor=4 if workers > 0 else None)
+                      persistent_workers=False, prefetch_factor=4 if workers > 0 else None,
+                      collate_fn=getattr(dataset, "collate_fn", None))  # e.g. long-term samples pad to one length
 
 
 def build_data(cfg: Config, accelerator=None, train: bool = True) -> DataBundle:
     """Build the datasets named by the config; with `train=False` only the validation split is built."""
     import_custom_modules_from(cfg)
     prepare_root(cfg, accelerator)
-    from ..data.dataset import build_datasets
+    from .tasks import build_task
 
+    build_datasets = build_task(cfg).build_datasets  # the datasets of data.protocol
+    if cfg.data.features:  # cached backbone tokens in place of frames (r3d/data/features.py)
+        from ..data.features import build_feature_datasets as build_datasets
     train_ds, val_ds, info = build_datasets(cfg, train=train)
     train_loader = make_loader(train_ds, cfg, True, cfg.train.batch_size) if train_ds is not None else None
     val_loader = make_loader(val_ds, cfg, False, cfg.eval.batch_size)

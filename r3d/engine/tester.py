@@ -6,10 +6,12 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from ..config import Config
+from ..config import Config, apply_overrides
 from .builder import build_data, build_model
 from .checkpoint import load_meta, load_model_weights, write_text_atomic
-from .evaluate import evaluate
+from .extract import check_model_matches_cache
+from .tasks import build_task
+from .trainer import make_accelerator
 
 _logger = logging.getLogger("r3d.test")
 
@@ -32,25 +34,32 @@ def check_vocabulary(meta: Dict[str, Any], info: Any, root: str) -> None:
 
 def test(cfg: Config, checkpoint: str, out: Optional[str] = None, drop_modality: Optional[str] = None,
          collapse: Optional[bool] = None, export_ek100: Optional[str] = None) -> Dict[str, Any]:
-    """Load `checkpoint` (run folder or model.safetensors), evaluate on `data.val_split`, write metrics JSON."""
-    from accelerate import Accelerator
+    """Load `checkpoint` (run folder or model.safetensors), evaluate on `data.val_split`, write metrics JSON.
 
+    Runs under `accelerate launch` like training (the same Accelerator: gloo on CPU when there is no GPU); samples
+    are gathered with `gather_for_metrics`, so the metrics do not depend on the number of processes.
+    """
     meta = load_meta(checkpoint)
-    accelerator = Accelerator(mixed_precision=str(cfg.train.mixed_precision))
+    task = build_task(cfg)  # data.protocol: its evaluation pass
+    if export_ek100 and not task.exports_ek100:
+        raise ValueError(f"--export-ek100 writes next-action scores; this run has data.protocol={cfg.data.protocol}")
+    accelerator = make_accelerator(apply_overrides(cfg, ["train.log_with=none"]), find_unused=False)
     data = build_data(cfg, accelerator=accelerator, train=False)
     check_vocabulary(meta, data.info, cfg.data.root)
     model = build_model(cfg, data.info)
     load_model_weights(model, checkpoint)
+    check_model_matches_cache(model, data.val)  # data.features: tokens made by these very backbone weights
     for reg in model.regularizers:
         if hasattr(reg, "load_meta"):
             reg.load_meta(meta)
     model, loader = accelerator.prepare(model, data.val_loader)
     do_collapse = cfg.eval.collapse if collapse is None else collapse
-    metrics = evaluate(model, loader, accelerator, collapse=do_collapse, reliance=do_collapse,
-                       observed_fractions=cfg.eval.observed_fractions if do_collapse else (),
-                       drop_modality=drop_modality)
+    metrics = task.evaluate(model, loader, accelerator, cfg, collapse=do_collapse, reliance=do_collapse,
+                            observed_fractions=cfg.eval.observed_fractions if do_collapse else (),
+                            drop_modality=drop_modality)
     metrics["checkpoint"] = str(checkpoint)
     metrics["split"] = cfg.data.val_split
+    metrics["num_processes"] = accelerator.num_processes
     metrics["data"] = dict(getattr(data.val, "stats", {}))
     if export_ek100:
         from .export import export_predictions_ek100

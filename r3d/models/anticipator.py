@@ -59,8 +59,12 @@ class Anticipator(nn.Module):
         )
         self.regularizers = nn.ModuleList(build_regularizers(cfg, self.modalities, self.dim))
         self.fuser = build_fuser(cfg, self.modalities)
-        head_kwargs = dict(dim=self.dim, num_classes=self.num_classes, num_frames=self.num_frames,
-                           **(cfg.model.head_args or {}))
+        section = getattr(HEADS.get(cfg.model.head), "config_section", None)
+        if section:  # a head with its own config section (e.g. futr: model.long_term); token width as in_dim
+            head_kwargs = dict(in_dim=self.dim, num_classes=self.num_classes, **cfg.model[section])
+        else:
+            head_kwargs = dict(dim=self.dim, num_classes=self.num_classes, num_frames=self.num_frames,
+                               **(cfg.model.head_args or {}))
         if getattr(self.fuser, "separate_heads", False):
             self.heads = nn.ModuleDict({m: HEADS.build(cfg.model.head, **head_kwargs) for m in self.modalities})
         else:
@@ -79,8 +83,10 @@ class Anticipator(nn.Module):
         """{m: (B,T,F_m)} -> {m: (B,T,C)}: per-modality projection to the common width C."""
         return {m: self.proj[m](feats[m]) for m in self.modalities}
 
-    def forward_tokens(self, tokens: Dict[str, Tensor], present: Optional[Dict[str, Tensor]] = None) -> Dict[str, Any]:
-        """Regularisers, fuser and head on projected tokens {m: (B,T,C)}; present {m: bool (B,)} or None (all)."""
+    def forward_tokens(self, tokens: Dict[str, Tensor], present: Optional[Dict[str, Tensor]] = None,
+                       token_mask: Optional[Tensor] = None) -> Dict[str, Any]:
+        """Regularisers, fuser and head on projected tokens {m: (B,T,C)}; present {m: bool (B,)} or None (all);
+        token_mask (B,T) bool (True = real token) for padded variable-length batches (long-term), given to the head."""
         b = next(iter(tokens.values())).shape[0]
         device = next(iter(tokens.values())).device
         if present is None:
@@ -98,14 +104,16 @@ class Anticipator(nn.Module):
         out = self.fuser(tokens, present)
         if out.aux_loss is not None:
             losses["fuser"] = out.aux_loss
+        head_kw = {} if token_mask is None else {"token_mask": token_mask}
         if getattr(self.fuser, "separate_heads", False):
-            per_mod = {m: self.heads[m](out.tokens[m]) for m in self.modalities}
+            per_mod = {m: self.heads[m](out.tokens[m], **head_kw) for m in self.modalities}
             w = torch.stack([present[m].float() for m in self.modalities], 0)  # (M, B): average over present heads
             w = w / w.sum(0, keepdim=True).clamp_min(1.0)
-            logits = {k: sum(w[i].unsqueeze(-1) * per_mod[m][k].float() for i, m in enumerate(self.modalities))
+            logits = {k: sum(w[i].view(b, *[1] * (per_mod[m][k].dim() - 1)) * per_mod[m][k].float()
+                             for i, m in enumerate(self.modalities))
                       for k in per_mod[self.modalities[0]]}
         else:
-            logits = self.heads["fused"](out.fused)
+            logits = self.heads["fused"](out.fused, **head_kw)
         for reg in self.regularizers:
             if hasattr(reg, "head_losses"):
                 head = self.heads["fused"] if "fused" in self.heads else \
@@ -129,7 +137,7 @@ class Anticipator(nn.Module):
         else:
             feats = self.encode_frames(batch)
         present = batch.get("present")
-        return self.forward_tokens(self.project(feats), present)
+        return self.forward_tokens(self.project(feats), present, batch.get("token_mask"))
 
 
 def count_parameters(model: nn.Module) -> int:
