@@ -32,8 +32,9 @@ class {cls}(nn.Module):
 @pytest.fixture
 def isolated(monkeypatch):
     """Registries, the entry-point flag and plugin modules are restored after the test."""
-    for reg in ALL_REGISTRIES:
-        monkeypatch.setattr(reg, "_entries", dict(reg._entries))
+    for reg in ALL_REGISTRIES:  # plugin entries an earlier test loaded go too: their modules are re-imported here
+        monkeypatch.setattr(reg, "_entries", {k: e for k, e in reg._entries.items()
+                                              if not getattr(e.obj, "__module__", "").startswith(TEST_PREFIXES)})
     monkeypatch.setattr(registry, "_entry_points_loaded", False)
     for name in [n for n in sys.modules if n.startswith(TEST_PREFIXES)]:
         monkeypatch.delitem(sys.modules, name)
