@@ -37,7 +37,7 @@ import logging
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -122,6 +122,16 @@ class AnticipationDataset(Dataset):
         self.items: List[_Item] = self._build_index(self.info.segments(split, require_labels=train))
 
     # -- index -------------------------------------------------------------------------------------------------------
+    def _count_presence(self, store: Optional[DepthStore], dropped: Sequence[str], present: Mapping[str, bool]) -> None:
+        """Count one indexed sample's missing depth files, seeded drops and absent modalities into `stats`."""
+        if self.use["depth"] and store is None:
+            self.stats["missing_depth_samples"] += 1
+        for m in dropped:
+            self.stats[f"dropped_{m}"] += 1
+        for m in MODALITIES:
+            if self.use[m] and not present[m]:
+                self.stats[f"missing_{m}"] += 1
+
     def _bad(self, seg: Segment, err: DataError) -> None:
         if self.on_bad_sample == "error":
             raise DataError(f"{err} [segment '{seg.narration_id}' at {seg.where}; data.on_bad_sample=skip drops "
@@ -244,13 +254,7 @@ class AnticipationDataset(Dataset):
                     continue
             if win.status == PADDED:
                 self.stats["padded"] += 1
-            if self.use["depth"] and store is None:
-                self.stats["missing_depth_samples"] += 1
-            for m in dropped:
-                self.stats[f"dropped_{m}"] += 1
-            for m in MODALITIES:
-                if self.use[m] and not present[m]:
-                    self.stats[f"missing_{m}"] += 1
+            self._count_presence(store, dropped, present)
             items.append(_Item(seg, str(self.info.video_path(seg.video_id)), win.indices, depth_idx,
                                present["rgb"], present["depth"]))
         self.stats["samples"] = len(items)

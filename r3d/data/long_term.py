@@ -226,13 +226,7 @@ class LongTermDataset(AnticipationDataset):
                 if win.status == UNOBSERVABLE:
                     self.stats["skipped_unobservable"] += 1
                     continue
-                if self.use["depth"] and store is None:
-                    self.stats["missing_depth_samples"] += 1
-                for m in dropped:
-                    self.stats[f"dropped_{m}"] += 1
-                for m in MODALITIES:
-                    if self.use[m] and not present[m]:
-                        self.stats[f"missing_{m}"] += 1
+                self._count_presence(store, dropped, present)
                 observed = observed_length(alpha, video.num_frames)
                 start, end = future_span(alpha, self.horizon, video.num_frames)
                 beta_lengths = np.array([future_span(alpha, b, video.num_frames)[1] - start for b in self.betas],
