@@ -255,14 +255,24 @@ def test_reliance_from_full_pass_tokens_equals_separate_removed_modality_passes(
 
 
 # -- decode settings -------------------------------------------------------------------------------------------------
-def test_rgb_frames_with_the_default_decoder_threads_are_bit_identical(tiny_root):
+def test_rgb_frames_with_the_default_decoder_threads_are_bit_identical(tmp_path):
     import av
+    import cv2
     import decord
 
     from r3d.data.io import DECODE_THREADS, read_rgb_frames
 
-    path = sorted((tiny_root / "videos").glob("*.mp4"))[0]
+    # 64 px: a width decord2 3.4.0 decodes itself (at 16-48 px its get_batch fails and r3d falls back to PyAV)
+    path = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 8.0, (64, 64))
+    rng = np.random.default_rng(0)
+    for k in range(12):
+        frame = np.full((64, 64, 3), 20 * k, np.uint8)
+        frame[16:48, 8 + 3 * k:40 + 3 * k] = rng.integers(0, 256, 3, dtype=np.uint8)  # a moving coloured block
+        writer.write(frame)
+    writer.release()
     n = len(decord.VideoReader(str(path), num_threads=1))
+    assert n == 12
     idx = np.array([n - 1, 3, 0, 3, 7])
     got = read_rgb_frames(path, idx)
     one = decord.VideoReader(str(path), num_threads=1).get_batch(sorted(set(idx.tolist()))).asnumpy()

@@ -14,13 +14,13 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-import cv2  # before decord (METHODS.md §6)
-import decord
+import cv2
 import numpy as np
 import pytest
 import yaml
 
 from r3d.config import load_config
+from r3d.data.io import probe_video, read_rgb_frames  # decord, with PyAV where decord2 cannot read a width
 from r3d.data import synthetic as syn
 from r3d.data.synthetic import (ANNOTATION_COLUMNS, NOUN_KEYS, NOUN_RGB, VERB_KEYS, check_rule, ensure_synthetic,
                                 generate, num_frames_of, plan_video, render_frames, render_recording, response_of)
@@ -155,15 +155,16 @@ def test_videos_and_depth_frames(root):
     _, rows = _rows(root / "annotations" / "train.csv")
     _, val = _rows(root / "annotations" / "val.csv")
     for vid in sorted({r["video_id"] for r in rows + val}):
-        vr = decord.VideoReader(str(root / "videos" / f"{vid}.mp4"))
+        info = probe_video(root / "videos" / f"{vid}.mp4")
         pngs = sorted((root / "depth" / vid).glob("*.png"))
         last_stop = max(int(r["stop_frame"]) for r in rows + val if r["video_id"] == vid)
-        assert len(vr) == len(pngs) == last_stop + 1  # a video ends with its last response
-        assert vr.get_avg_fps() == pytest.approx(8.0)
+        assert info.num_frames == len(pngs) == last_stop + 1  # a video ends with its last response
+        assert info.fps == pytest.approx(8.0)
         assert [p.name for p in pngs] == [f"{k:06d}.png" for k in range(len(pngs))]
         d = cv2.imread(str(pngs[0]), cv2.IMREAD_UNCHANGED)
         assert d is not None and d.dtype == np.uint16 and d.shape == (32, 32)
-        assert vr[0].asnumpy().shape == (32, 32, 3)
+        assert (info.height, info.width) == (32, 32)
+        assert read_rgb_frames(root / "videos" / f"{vid}.mp4", [0]).shape == (1, 32, 32, 3)
 
 
 def test_files_hold_the_rendered_arrays(root):
@@ -175,7 +176,7 @@ def test_files_hold_the_rendered_arrays(root):
     rgb, depth = render_frames(segments, n, fps=8.0, size=32, depth_noise=0.0, rng=rng)
     read = np.stack([cv2.imread(str(root / "depth" / vid / f"{k:06d}.png"), cv2.IMREAD_UNCHANGED) for k in range(n)])
     assert read.dtype == np.uint16 and np.array_equal(read, depth)
-    decoded = decord.VideoReader(str(root / "videos" / f"{vid}.mp4")).get_batch(list(range(n))).asnumpy()
+    decoded = read_rgb_frames(root / "videos" / f"{vid}.mp4", range(n))
     assert np.abs(decoded.astype(int) - rgb).mean() < 6  # mp4v at 32×32: a few grey levels
 
 
@@ -188,9 +189,8 @@ def test_responses_follow_cues_that_cover_the_window(root):
         for r in rows:
             by_video.setdefault(r["video_id"], []).append(r)
         for vid, segs in by_video.items():
-            rgb = decord.VideoReader(str(root / "videos" / f"{vid}.mp4"))
-            n = len(rgb)
-            rgb = rgb.get_batch(list(range(n))).asnumpy()
+            n = probe_video(root / "videos" / f"{vid}.mp4").num_frames
+            rgb = read_rgb_frames(root / "videos" / f"{vid}.mp4", range(n))
             depth = np.stack([cv2.imread(str(root / "depth" / vid / f"{k:06d}.png"), cv2.IMREAD_UNCHANGED)
                               for k in range(n)])
             mask = _object_mask(depth)
@@ -358,7 +358,7 @@ def test_depth_noise_holes_at_edges_and_noise_growing_with_depth(long_plan):
 def test_render_recording(tmp_path):
     rgb_path, depth_dir, segments = render_recording(tmp_path / "rec", seconds=10.0, seed=2, depth_noise=0.2)
     n = num_frames_of(10.0, 8.0)
-    assert n == 80 and len(decord.VideoReader(str(rgb_path))) == n and len(list(depth_dir.glob("*.png"))) == n
+    assert n == 80 and probe_video(rgb_path).num_frames == n and len(list(depth_dir.glob("*.png"))) == n
     assert segments[0].start == 0 and segments[-1].stop == 10.0 and segments[-1].stop_frame == n - 1
     assert [s.kind for s in segments] == ["cue", "response"] * (len(segments) // 2) + ["cue"] * (len(segments) % 2)
     for cue, resp in zip(segments[::2], segments[1::2]):

@@ -33,19 +33,15 @@ TARGET = 0.7
 
 def sequential_rate(path: Path, num_frames: int, ffmpeg: Optional[str]) -> float:
     """Frames per second of decoding the whole file: `ffmpeg -f null` when `ffmpeg` is a binary path, else decord's
-    sequential `get_batch` of every frame."""
+    sequential `get_batch` of every frame (through `read_rgb_frames`, so widths decord2 cannot read fall back to PyAV)."""
     t0 = time.perf_counter()
     if ffmpeg:
         subprocess.run([ffmpeg, "-v", "error", "-nostdin", "-i", str(path), "-f", "null", "-"], check=True,
                        stdout=subprocess.DEVNULL)
-    else:
-        import decord
+    else:  # the loader's reader on every frame: one sequential decord get_batch (PyAV where decord2 fails)
+        from ..data.io import read_rgb_frames
 
-        from ..data.io import DECODE_THREADS
-
-        vr = decord.VideoReader(str(path), num_threads=DECODE_THREADS)
-        vr.get_batch(list(range(num_frames))).asnumpy()
-        del vr
+        read_rgb_frames(path, np.arange(num_frames))
     return num_frames / (time.perf_counter() - t0)
 
 
