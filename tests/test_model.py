@@ -92,3 +92,25 @@ def test_late_fusion_averages_present_heads():
     torch.testing.assert_close(out["logits"]["verb"][0], depth_only[0])
     torch.testing.assert_close(out["logits"]["verb"][1], (rgb_only[1] + depth_only[1]) / 2)
     assert tokens["rgb"].shape == (2, 4, 16)
+
+
+def test_feat_norm_batchnorm_standardises_present_backbone_channels():
+    """model.feat_norm=batchnorm: each backbone channel is standardised over batch x time before the projection, with
+    absent samples kept out of the statistics; the default (none) leaves the model's parameters as they were."""
+    assert not any(k.startswith("feat_norms") for k in _model().state_dict())
+    model = _model("model.feat_norm=batchnorm", "model.fuser=concat").train()
+    g = torch.Generator().manual_seed(1)
+    feats = {m: 50.0 + 3.0 * torch.randn(4, 4, model.backbones[m].num_features, generator=g) for m in model.modalities}
+    present = {"rgb": torch.ones(4, dtype=torch.bool), "depth": torch.tensor([True, True, False, True])}
+    feats["depth"][2] = 1e6  # an absent sample's input must not enter the statistics
+    tokens = model.project(feats, present)
+    for m in model.modalities:
+        bn = model.feat_norms[m]
+        x = feats[m][present[m]].reshape(-1, feats[m].shape[-1])
+        mean, var = x.mean(0), x.var(0, unbiased=False)
+        expected = model.proj[m]((feats[m] - mean) / torch.sqrt(var + bn.eps))
+        keep = present[m]
+        torch.testing.assert_close(tokens[m][keep], expected[keep], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(bn.running_mean, 0.9 * torch.zeros_like(mean) + 0.1 * mean)
+    with pytest.raises(ValueError, match="model.feat_norm"):
+        _model("model.feat_norm=layer")

@@ -4,6 +4,9 @@
     python tools/benchmark.py --quick                    # 3 variants × 2 noise levels × 1 seed, reduced config
                                                          #   (~580 CPU-s: 5-8 min on 2 idle cores)
     python tools/benchmark.py                            # the full grid (12 variants × 3 noise levels × 3 seeds)
+                                                         #   end to end: ~10 min a run, about 9 h on 2 cores
+    python tools/benchmark.py --frozen                   # every variant × 3 noise levels × 3 seeds on frozen,
+                                                         #   cached backbone tokens (R3D's protocol): ~40 s a run
     python tools/benchmark.py --variants concat,rtf_bn --noise 0,1 --seeds 0 --epochs 5 --out runs/mine [key=value ...]
     python tools/benchmark.py --out runs/benchmark --report-only
 
@@ -36,11 +39,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
                     help="small grid and reduced config (about 10 minutes on 2 CPU cores)")
+    ap.add_argument("--frozen", action="store_true",
+                    help="R3D's frozen-feature protocol: backbones frozen at their seeded init, tokens extracted once "
+                         "per noise level x seed into OUT/features/, every variant, 30 epochs (about 40 s a run)")
     ap.add_argument("--config", default="configs/synthetic.yaml", help="experiment YAML (default: %(default)s)")
     ap.add_argument("--variants", help=f"comma-separated, from: {', '.join(VARIANTS)}")
     ap.add_argument("--noise", help="comma-separated depth-noise levels (default: preset's)")
     ap.add_argument("--seeds", help="comma-separated training seeds (default: preset's)")
-    ap.add_argument("--out", help="output folder (default: runs/benchmark, or runs/benchmark_quick with --quick)")
+    ap.add_argument("--out", help="output folder (default: runs/benchmark, runs/benchmark_quick with --quick, "
+                                  "runs/benchmark_frozen with --frozen)")
     ap.add_argument("--epochs", type=int, help="train.epochs of every run")
     ap.add_argument("--videos", type=int, help="synthetic.videos of every dataset")
     ap.add_argument("--workers", type=int, default=2, help="processes rendering each dataset (default: %(default)s)")
@@ -50,9 +57,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
-    preset_name = "quick" if args.quick else "full"
+    if args.quick and args.frozen:
+        print("error: --quick and --frozen are two presets; choose one", file=sys.stderr)
+        return 2
+    preset_name = "quick" if args.quick else "frozen" if args.frozen else "full"
     preset = PRESETS[preset_name]
-    out = args.out or ("runs/benchmark_quick" if args.quick else "runs/benchmark")
+    out = args.out or {"quick": "runs/benchmark_quick", "frozen": "runs/benchmark_frozen"}.get(preset_name,
+                                                                                             "runs/benchmark")
     if args.report_only:
         print(f"wrote {write_results(out)}")
         return 0
@@ -67,6 +78,7 @@ def main(argv=None) -> int:
         videos=args.videos if args.videos is not None else preset["videos"],
         epochs=args.epochs if args.epochs is not None else preset["epochs"],
         preset=preset_name + (" + changes" if custom else ""),
+        frozen=bool(preset.get("frozen", False)),
         command=shlex.join(["python", "tools/benchmark.py", *(sys.argv[1:] if argv is None else argv)]),
     )
     try:  # check every run's config and the settings of a previous grid in OUT before anything runs

@@ -21,6 +21,7 @@ from ..registry import FUSERS, HEADS
 from . import fusers as _fusers  # noqa: F401  (register built-in fusers)
 from . import heads as _heads  # noqa: F401  (register built-in heads)
 from .backbones import build_backbone
+from .layers import masked_batch_norm
 from .regularizers import build_regularizers
 
 Tensor = torch.Tensor
@@ -57,6 +58,14 @@ class Anticipator(nn.Module):
             {m: nn.Sequential(nn.Linear(self.backbones[m].num_features, self.dim), nn.LayerNorm(self.dim))
              for m in self.modalities}
         )
+        self.feat_norm = cfg.model.feat_norm
+        if self.feat_norm not in ("none", "batchnorm"):
+            raise ValueError(f"model.feat_norm must be 'none' or 'batchnorm', got '{self.feat_norm}'")
+        # BatchNorm1d(F_m) over batch x time before the projection (absent samples skipped): standardises each backbone
+        # channel, which frozen backbones need -- their channels share a large offset that LayerNorm keeps.
+        self.feat_norms = nn.ModuleDict(
+            {m: nn.BatchNorm1d(self.backbones[m].num_features) for m in self.modalities}
+        ) if self.feat_norm == "batchnorm" else None
         self.regularizers = nn.ModuleList(build_regularizers(cfg, self.modalities, self.dim))
         self.fuser = build_fuser(cfg, self.modalities)
         section = getattr(HEADS.get(cfg.model.head), "config_section", None)
@@ -79,8 +88,12 @@ class Anticipator(nn.Module):
         """Backbone features per modality: batch[m] (B,T,Cin,H,W) -> {m: (B,T,F_m)}."""
         return {m: self.backbones[m](batch[m]) for m in self.modalities}
 
-    def project(self, feats: Mapping[str, Tensor]) -> Dict[str, Tensor]:
-        """{m: (B,T,F_m)} -> {m: (B,T,C)}: per-modality projection to the common width C."""
+    def project(self, feats: Mapping[str, Tensor], present: Optional[Mapping[str, Tensor]] = None) -> Dict[str, Tensor]:
+        """{m: (B,T,F_m)} -> {m: (B,T,C)}: optional feature BatchNorm (model.feat_norm), then the per-modality
+        projection to the common width C. present {m: bool (B,)} or None: absent samples stay out of the BN statistics."""
+        if self.feat_norms is not None:
+            feats = {m: masked_batch_norm(self.feat_norms[m], feats[m], None if present is None else present[m])
+                     for m in self.modalities}
         return {m: self.proj[m](feats[m]) for m in self.modalities}
 
     def forward_tokens(self, tokens: Dict[str, Tensor], present: Optional[Dict[str, Tensor]] = None,
@@ -137,7 +150,7 @@ class Anticipator(nn.Module):
         else:
             feats = self.encode_frames(batch)
         present = batch.get("present")
-        return self.forward_tokens(self.project(feats), present, batch.get("token_mask"))
+        return self.forward_tokens(self.project(feats, present), present, batch.get("token_mask"))
 
 
 def count_parameters(model: nn.Module) -> int:
