@@ -288,6 +288,8 @@ def test_frozen_protocol_extracts_each_token_cache_once_and_trains_from_it(tmp_p
     assert trained_features["depth_only__noise_0.0__seed_0"] == "noise_0.0__seed_0__depth"
     shared = json.loads((tmp_path / "grid.json").read_text())["shared"]
     assert shared["model.feat_norm"] == "batchnorm" and "data.features" not in shared
+    text = Path(G.write_results(tmp_path)).read_text()
+    assert "**Frozen-feature protocol**" in text and "Reduced config" not in text
 
 
 def test_results_markdown_is_computed_from_the_csv(tmp_path):

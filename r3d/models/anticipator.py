@@ -90,7 +90,8 @@ class Anticipator(nn.Module):
 
     def project(self, feats: Mapping[str, Tensor], present: Optional[Mapping[str, Tensor]] = None) -> Dict[str, Tensor]:
         """{m: (B,T,F_m)} -> {m: (B,T,C)}: optional feature BatchNorm (model.feat_norm), then the per-modality
-        projection to the common width C. present {m: bool (B,)} or None: absent samples stay out of the BN statistics."""
+        projection to the common width C. present {m: bool (B,)} or None: absent samples stay out of the BN
+        statistics."""
         if self.feat_norms is not None:
             feats = {m: masked_batch_norm(self.feat_norms[m], feats[m], None if present is None else present[m])
                      for m in self.modalities}

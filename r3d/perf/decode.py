@@ -33,7 +33,8 @@ TARGET = 0.7
 
 def sequential_rate(path: Path, num_frames: int, ffmpeg: Optional[str]) -> float:
     """Frames per second of decoding the whole file: `ffmpeg -f null` when `ffmpeg` is a binary path, else decord's
-    sequential `get_batch` of every frame (through `read_rgb_frames`, so widths decord2 cannot read fall back to PyAV)."""
+    sequential `get_batch` of every frame (through `read_rgb_frames`, so widths decord2 cannot read fall back to
+    PyAV)."""
     t0 = time.perf_counter()
     if ffmpeg:
         subprocess.run([ffmpeg, "-v", "error", "-nostdin", "-i", str(path), "-f", "null", "-"], check=True,
