@@ -6,7 +6,7 @@
     python tools/benchmark.py                            # the full grid (12 variants × 3 noise levels × 3 seeds)
                                                          #   end to end: ~10 min a run, about 9 h on 2 cores
     python tools/benchmark.py --frozen                   # every variant × 3 noise levels × 3 seeds on frozen,
-                                                         #   cached backbone tokens (R3D's protocol): ~40 s a run
+                                                         #   cached backbone tokens (R3D's protocol): ~1 min a run
     python tools/benchmark.py --variants concat,rtf_bn --noise 0,1 --seeds 0 --epochs 5 --out runs/mine [key=value ...]
     python tools/benchmark.py --out runs/benchmark --report-only
 
@@ -41,7 +41,8 @@ def main(argv=None) -> int:
                     help="small grid and reduced config (about 10 minutes on 2 CPU cores)")
     ap.add_argument("--frozen", action="store_true",
                     help="R3D's frozen-feature protocol: backbones frozen at their seeded init, tokens extracted once "
-                         "per noise level x seed into OUT/features/, every variant, 30 epochs (about 40 s a run)")
+                         "per noise level x seed into OUT/features/, every variant, 30 epochs "
+                         "(40-100 s of training a run)")
     ap.add_argument("--config", default="configs/synthetic.yaml", help="experiment YAML (default: %(default)s)")
     ap.add_argument("--variants", help=f"comma-separated, from: {', '.join(VARIANTS)}")
     ap.add_argument("--noise", help="comma-separated depth-noise levels (default: preset's)")

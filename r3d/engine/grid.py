@@ -99,7 +99,8 @@ FULL = dict(variants=["concat", "sum", "late", "safuser", "safuser_cross", "toke
 # of them), i.e. roughly 5-8 minutes on 2 idle cores. 32×32 frames, 48 videos (216 train / 72 val segments), 4 epochs.
 QUICK = dict(variants=["concat", "rtf_bn", "rgb_only"], noise=[0.0, 1.0], seeds=[0], videos=48, epochs=4,
              overrides=["synthetic.size=32", "data.img_size=32", "train.log_with=none"])
-# Every variant, 3 noise levels x 3 seeds, from cached tokens: 126 runs of ~40 s (30 epochs) instead of ~10 min each.
+# Every variant, 3 noise levels x 3 seeds, from cached tokens: 126 runs of 40-100 s of training (30 epochs)
+# instead of ~10 min each.
 FROZEN = dict(variants=list(VARIANTS), noise=[0.0, 0.5, 1.0], seeds=[0, 1, 2], videos=None, epochs=30,
               overrides=["train.log_with=none"], frozen=True)
 PRESETS = {"full": FULL, "quick": QUICK, "frozen": FROZEN}
