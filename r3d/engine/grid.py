@@ -689,8 +689,7 @@ def results_markdown(rows: Sequence[Mapping[str, Any]], grid: Optional[Mapping[s
               + (f", preset `{grid['preset']}`" if grid.get("preset") else "") + ".", ""]
     changed = grid.get("changed") or {}
     if changed:
-        frozen = str(grid.get("preset", "")).startswith("frozen") or all(
-            (changed.get(f"model.{m}_backbone.freeze") or (None, None))[1] is True for m in ("rgb", "depth"))
+        frozen = all((changed.get(f"model.{m}_backbone.freeze") or (None, None))[1] is True for m in ("rgb", "depth"))
         reduced = not frozen and (grid.get("preset") == "quick" or any(
             k in changed for k in ("synthetic.videos", "train.epochs", "synthetic.size")))
         lead = ("**Frozen-feature protocol** (`--frozen`): both backbones frozen at their seeded random init, every "
