@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from conftest import REPO, run_tool
 from r3d.engine import export
 from r3d.engine.checkpoint import config_from_meta, load_meta, load_model_weights
-from r3d.engine.stream import sample_clip
+from r3d.data.clip import sample_clip
 from r3d.models.anticipator import Anticipator
 from test_stream import tiny_checkpoint
 

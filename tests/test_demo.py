@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO, run_tool
 from r3d.data.io import NpzDepthStore, probe_video
-from r3d.engine.stream import sample_clip
+from r3d.data.clip import sample_clip
 from r3d.viz.overlay import OverlayLayout
 from test_stream import check_schema, render_clip, tiny_checkpoint
 

@@ -1,4 +1,4 @@
-"""Streaming anticipation (r3d/engine/stream.py): the ring-buffer cache against from-scratch forward passes, the
+"""Streaming anticipation (r3d/engine/stream.py, r3d/engine/demo.py, r3d/data/clip.py): the ring-buffer cache against from-scratch forward passes, the
 pred.json schema, the overlay video, and depth that is misaligned, partly missing or absent."""
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from r3d.data.io import PngDepthStore, read_rgb_frames, write_depth_ffv1
 from r3d.data.synthetic import NOUN_KEYS, VERB_KEYS, render_recording
 from r3d.data.transforms import build_transforms
 from r3d.engine.checkpoint import config_from_meta, export_model, load_meta, load_model_weights
-from r3d.engine.stream import (ClipTooShort, FrameRing, RGBDClip, StreamingAnticipator, open_depth_path, run_demo)
+from r3d.data.clip import RGBDClip, open_depth_path
+from r3d.engine.demo import ClipTooShort, run_demo
+from r3d.engine.stream import FrameRing, StreamingAnticipator
 from r3d.metrics.collapse import effective_rank
 from r3d.models.anticipator import Anticipator
 from r3d.viz.overlay import OverlayLayout, depth_colormap, render_overlay
@@ -236,7 +238,7 @@ def test_depth_at_another_frame_rate_is_matched_by_timestamp(ckpt, clip, tmp_pat
     rgb, _, mm = clip
     half = tmp_path / "depth.npz"
     np.savez(half, depth=mm[::2])  # the depth camera ran at 4 fps: 24 frames for 48 RGB frames
-    c = RGBDClip(rgb, half, depth_fps=4.0)
+    c = RGBDClip(rgb, half, depth_settings={"depth_fps": 4.0})
     a = c.alignment
     assert (a.matched_by, a.depth_frames, a.depth_fps, a.rgb_frames_without_depth) == ("timestamp", 24, 4.0, 0)
     assert c.depth_index.tolist() == [k // 2 for k in range(48)]

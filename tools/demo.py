@@ -2,7 +2,7 @@
 """Streaming next-action anticipation on a recorded RGB-D clip, as if it were live.
 
     python tools/demo.py --checkpoint RUN_DIR --rgb CLIP.mp4 --depth DEPTH [--out pred.json] [--video overlay.mp4]
-                         [--stride S] [--topk 5] [--depth-scale 0.001] [--depth-fps F]
+                         [--stride S] [--topk 5] [--depth-scale 0.001] [--depth-min M] [--depth-max M] [--depth-fps F]
     python tools/demo.py --sample --video overlay.mp4      # the clip and the checkpoint bundled with r3d
 
 Without --checkpoint the checkpoint bundled with r3d is used (r3d/assets/sample/checkpoint: a model trained on the
@@ -17,6 +17,11 @@ RGB and depth at different frame rates (--depth-fps, or the .mkv's own rate) are
 rate mismatches are reported. Frames without depth (gaps, depth ended, frames with no valid reading, or no --depth at
 all) make their windows depth-missing: the checkpoint's EBR fills depth from RGB when it has EBR, else depth is zeros.
 Backbones that mix neighbouring frames (inflated3d) cannot be cached per frame and are re-run over each window.
+
+Depth settings, each from the first source that has it: (1) the --depth-* flag; (2) for the scale and the depth
+frame rate, the dataset.yaml of the ROOT the depth lies in (ROOT/depth/<id>); (3) for the scale and the valid range
+(depth_min, depth_max), the values the checkpoint was trained with (its model.json); (4) r3d's defaults (0.001 m per
+unit, 0.2-4.5 m). The range normalises depth the way training did, so it follows the checkpoint, not the clip.
 
 Writes pred.json: one entry per step with time (s), frame, window frames, the top-k actions (verb, noun, probability),
 the effective rank of the window's rgb / depth / fused tokens, and the missing modalities; plus the alignment report
@@ -40,7 +45,12 @@ def main(argv=None) -> int:
     ap.add_argument("--stride", type=int, help="frames between predictions (default: the model's sampling spacing)")
     ap.add_argument("--topk", type=int, default=5, help="actions listed per prediction (default: %(default)s)")
     ap.add_argument("--depth-scale", type=float,
-                    help="metres per depth unit (default: the ROOT's dataset.yaml, the checkpoint's config, 0.001)")
+                    help="metres per depth unit (default: the clip ROOT's dataset.yaml, else the checkpoint's, else "
+                         "0.001)")
+    ap.add_argument("--depth-min", type=float,
+                    help="valid depth range start in metres (default: the checkpoint's, else 0.2)")
+    ap.add_argument("--depth-max", type=float,
+                    help="valid depth range end in metres (default: the checkpoint's, else 4.5)")
     ap.add_argument("--depth-fps", type=float,
                     help="depth frame rate when it differs from the RGB one (frames are then matched by timestamp)")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
@@ -48,7 +58,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     from r3d.data.errors import DataError  # after parsing, so that --help answers at once
     from r3d.engine.export import bundled_checkpoint
-    from r3d.engine.stream import ClipTooShort, run_demo, sample_clip
+    from r3d.data.clip import sample_clip
+    from r3d.engine.demo import ClipTooShort, run_demo
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     if args.sample:
@@ -64,7 +75,8 @@ def main(argv=None) -> int:
     try:
         checkpoint = args.checkpoint or bundled_checkpoint()
         doc = run_demo(checkpoint, args.rgb, args.depth, out=args.out, video=args.video, stride=args.stride,
-                       topk=args.topk, depth_scale=args.depth_scale, depth_fps=args.depth_fps,
+                       topk=args.topk, depth_scale=args.depth_scale, depth_min=args.depth_min,
+                       depth_max=args.depth_max, depth_fps=args.depth_fps,
                        progress=not args.no_progress, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
     except (ClipTooShort, DataError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 from torch.utils.data import DataLoader
 
 from .. import __version__
 from ..config import Config, import_custom_modules_from
+from ..data.formats import DEPTH_DEFAULTS
 from ..models.anticipator import Anticipator
+from .checkpoint import PathLike, config_from_meta, load_meta, load_model_weights
 
 _logger = logging.getLogger("r3d")
 
@@ -85,9 +87,40 @@ def model_meta(cfg: Config, info: Any, model: Optional[torch.nn.Module] = None) 
         "noun_classes": list(info.noun_classes),
         "actions": [list(a) for a in info.actions],
         "dataset": getattr(info, "name", ""),
+        # The depth settings the model was trained with, resolved (config key > dataset.yaml > default): the demo
+        # normalises a recording's depth with these, wherever the recording lives.
+        "depth": {k: getattr(info, k) for k in ("depth_scale", "depth_min", "depth_max")},
     }
     if model is not None:
         for reg in getattr(model, "regularizers", []):
             if hasattr(reg, "export_meta"):
                 meta.update(reg.export_meta())
     return meta
+
+
+def checkpoint_depth(meta: Mapping[str, Any]) -> Dict[str, float]:
+    """{depth_scale, depth_min, depth_max} a checkpoint was trained with: model.json's `depth` (written by
+    `model_meta`); for checkpoints older than that record, its config's values, else r3d's defaults."""
+    if meta.get("depth"):
+        return {k: float(v) for k, v in meta["depth"].items()}
+    data = meta.get("config", {}).get("data", {})
+    return {k: float(data[k] if data.get(k) is not None else DEPTH_DEFAULTS[k])
+            for k in ("depth_scale", "depth_min", "depth_max")}
+
+
+def load_trained_model(checkpoint: PathLike, cfg: Optional[Config] = None) -> Tuple[Anticipator, Dict[str, Any]]:
+    """Rebuild the model of exported weights (run folder or model.safetensors + model.json) and load them.
+
+    The architecture comes from `cfg` (default: the config saved in model.json), the class counts and action
+    vocabulary from model.json; regularisers with state outside the weights (EBR's missing-modality ranking) get it
+    back from model.json. Returns (model in train mode as built, meta).
+    """
+    meta = load_meta(checkpoint)
+    cfg = config_from_meta(meta) if cfg is None else cfg
+    import_custom_modules_from(cfg)
+    model = Anticipator(cfg, meta["num_classes"], actions=meta.get("actions"))
+    load_model_weights(model, checkpoint)
+    for reg in model.regularizers:
+        if hasattr(reg, "load_meta"):
+            reg.load_meta(meta)
+    return model, meta

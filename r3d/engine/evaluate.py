@@ -11,7 +11,7 @@ Cost of the diagnostics (issue #9, P6 of tools/bench.py; measured there):
   slice the full window's tokens (per-frame backbones and a `frame_local` fuser: the default model), re-run only the
   regularisers + fuser + head on the first n backbone tokens (per-frame backbones, a fuser that mixes frames, e.g.
   rtf_svd or tokenfusion), or re-run the model on the first n frames (a backbone that mixes frames, e.g. inflated3d
-  without time_causal). Its time is part of `collapse.seconds` / `share_of_eval_time`.
+  that are not causal). Its time is part of `collapse.seconds` / `share_of_eval_time`.
 - Modality reliance needs, by definition, one more forward per removed modality. Removing modality m only zeroes its
   tokens and clears its presence flag before the regularisers (`Anticipator.forward_tokens` multiplies every
   modality's tokens by its presence), and the other modalities' backbone tokens do not depend on m, so the removed-m
@@ -54,13 +54,10 @@ def drop_modality_inputs(batch: Dict[str, Any], modality: Optional[str]) -> Dict
 
 
 def prefix_exact_backbone(backbone: torch.nn.Module) -> bool:
-    """Whether a backbone's tokens of a window's first n frames are the first n tokens of the whole window: per-frame
-    backbones (`stream.PER_FRAME_BACKBONES`), and I3D-style ones that pad only the past (`time_causal`) or whose
-    temporal kernel is 1."""
-    from .stream import PER_FRAME_BACKBONES
-
-    return type(backbone) in PER_FRAME_BACKBONES or bool(getattr(backbone, "time_causal", False)) \
-        or getattr(backbone, "time_kernel", None) == 1
+    """Whether a backbone's tokens of a window's first n frames are the first n tokens of the whole window: true for
+    backbones that declare themselves `causal` (per-frame ones, and I3D-style ones that pad only the past or whose
+    temporal kernel is 1; see `r3d.models.backbones.frame2d.FrameBackbone2D`)."""
+    return bool(getattr(backbone, "causal", False))
 
 
 def observed_prefix(model: torch.nn.Module, batch: Mapping[str, Any], out: Mapping[str, Any],

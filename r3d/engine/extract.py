@@ -72,10 +72,8 @@ def check_model_matches_cache(model: torch.nn.Module, dataset: Any) -> None:
 
 def check_per_frame(model: torch.nn.Module) -> None:
     """Refuse backbones whose token of a frame depends on other frames (DataError naming the config key)."""
-    from .stream import PER_FRAME_BACKBONES
-
     for m in model.modalities:
-        if type(model.backbones[m]) not in PER_FRAME_BACKBONES:
+        if not getattr(model.backbones[m], "per_frame", False):
             raise DataError(f"config key 'model.{m}_backbone.kind': a {type(model.backbones[m]).__name__} token mixes "
                             f"neighbouring frames, so it cannot be cached per frame; use kind frame2d or linear to "
                             f"extract features, or train end to end")

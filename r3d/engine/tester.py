@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from ..config import Config, apply_overrides
-from .builder import build_data, build_model
-from .checkpoint import load_meta, load_model_weights, write_text_atomic
+from .builder import build_data, load_trained_model
+from .checkpoint import load_meta, write_text_atomic
 from .extract import check_model_matches_cache
 from .tasks import build_task
 from .trainer import make_accelerator
@@ -46,12 +46,8 @@ def test(cfg: Config, checkpoint: str, out: Optional[str] = None, drop_modality:
     accelerator = make_accelerator(apply_overrides(cfg, ["train.log_with=none"]), find_unused=False)
     data = build_data(cfg, accelerator=accelerator, train=False)
     check_vocabulary(meta, data.info, cfg.data.root)
-    model = build_model(cfg, data.info)
-    load_model_weights(model, checkpoint)
+    model, _ = load_trained_model(checkpoint, cfg)
     check_model_matches_cache(model, data.val)  # data.features: tokens made by these very backbone weights
-    for reg in model.regularizers:
-        if hasattr(reg, "load_meta"):
-            reg.load_meta(meta)
     model, loader = accelerator.prepare(model, data.val_loader)
     do_collapse = cfg.eval.collapse if collapse is None else collapse
     metrics = task.evaluate(model, loader, accelerator, cfg, collapse=do_collapse, reliance=do_collapse,

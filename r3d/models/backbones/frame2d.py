@@ -42,7 +42,15 @@ def create_timm_model(name: str, in_chans: int, pretrained: bool = False, pretra
 
 @BACKBONES.register("frame2d")
 class FrameBackbone2D(nn.Module):
-    """Per-frame timm 2-D model (any timm name): frames (B, T, C, H, W) -> tokens (B, T, F)."""
+    """Per-frame timm 2-D model (any timm name): frames (B, T, C, H, W) -> tokens (B, T, F).
+
+    Capabilities read by the streaming demo, the feature cache and the truncated-window curves: `per_frame` (a frame's
+    token depends on that frame only, so it can be computed once and cached) and `causal` (a token never depends on
+    later frames). Every backbone kind sets both; a plugin backbone that leaves them out counts as neither.
+    """
+
+    per_frame: bool = True
+    causal: bool = True
 
     def __init__(self, name: str, in_chans: int, img_size: int = 224, pretrained: bool = False,
                  pretrained_file: Optional[str] = None, freeze: bool = False, time_kernel: int = 3,

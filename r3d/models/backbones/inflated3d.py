@@ -247,6 +247,8 @@ class InflatedBackbone3D(FrameBackbone2D):
         if state_3d is not None:
             load_inflated_state_dict(self.model, state_3d, in_chans, source=f"pretrained_file {pretrained_file}")
         self.time_kernel, self.time_causal = time_kernel, time_causal
+        self.per_frame = time_kernel == 1  # a temporal kernel > 1 mixes neighbouring frames into each token
+        self.causal = time_causal or time_kernel == 1
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, T, C, H, W) -> (B, T, F); the spatial global pool is the timm model's own head, run per frame."""

@@ -17,6 +17,9 @@ from ...registry import BACKBONES
 class LinearDepthTokens(nn.Module):
     """Min-max normalised frame → flatten → Linear → LayerNorm → ReLU (R3D's depth tokens): (B,T,C,H,W) -> (B,T,F)."""
 
+    per_frame: bool = True  # a frame's token depends on that frame only (see `FrameBackbone2D`)
+    causal: bool = True
+
     def __init__(self, in_chans: int, img_size: int, name: str = "linear", out_features: int = 128,
                  pretrained: bool = False, pretrained_file: Optional[str] = None, freeze: bool = False,
                  time_kernel: int = 3, time_causal: bool = False) -> None:

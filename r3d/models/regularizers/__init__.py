@@ -5,7 +5,8 @@ Each one is an `nn.Module` registered in `r3d.registry.REGULARIZERS` with
 and a classmethod `from_config(cfg, modalities, dim) -> Optional[module]` that returns None when disabled. A regulariser
 that needs the anticipation head (logit-level KD) also defines `head_losses(tokens, present, head) -> {name: scalar}`,
 called after fusion with the tokens it produced. Optional hooks: `set_epoch(epoch)`, `begin_calibration()` /
-`end_calibration(reduce_fn)` around a validation pass, `export_meta() -> dict` for model.json.
+`end_calibration(reduce_fn)` around a validation pass, `export_meta() -> dict` for model.json. Capability attribute:
+`fills_missing = True` when the regulariser substitutes a missing modality's tokens (EBR); absent means False.
 They run in the order of `ORDER` (modality dropout first, so that EBR sees and fills the dropped modality).
 """
 from __future__ import annotations

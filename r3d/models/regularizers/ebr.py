@@ -53,6 +53,8 @@ def mlp(inp: int, hidden: int, out: int) -> nn.Sequential:
 class ExplicitBasisReallocation(nn.Module):
     """EBR (ICML 2025): per-modality projector/decoder, adversarial modality discriminator, missing-modality fill."""
 
+    fills_missing: bool = True  # capability: tokens of a missing modality are substituted from a present one
+
     def __init__(self, modalities: Sequence[str], dim: int, g_dim: int = 64, hidden: int = 128, lam: float = 0.01,
                  period: int = 0, recon: float = 0.0) -> None:
         super().__init__()
