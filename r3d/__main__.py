@@ -5,17 +5,18 @@ import argparse
 import sys
 from typing import List, Optional
 
+from r3d.registry import ALL_REGISTRIES, import_custom_modules
+
 
 def load_builtins() -> None:
     """Import the packages whose modules register the built-in components."""
     import r3d.data.formats  # noqa: F401
+    import r3d.engine.protocols  # noqa: F401
     import r3d.models.anticipator  # noqa: F401
     import r3d.models.regularizers  # noqa: F401
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from r3d.registry import ALL_REGISTRIES, import_custom_modules
-
     load_builtins()
     import_custom_modules(args.custom_imports or [])
     for reg in ALL_REGISTRIES:
@@ -32,8 +33,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m r3d", description="r3d command line helpers")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("list", help="list registered backbones, fusers, heads, regularisers and datasets")
-    p.add_argument("--kind", choices=["backbone", "fuser", "head", "regularizer", "dataset"], help="only this kind")
+    p = sub.add_parser("list", help="list every registered component: backbones, fusers, heads, regularisers, "
+                                    "datasets, protocols")
+    p.add_argument("--kind", choices=[reg.kind for reg in ALL_REGISTRIES], help="only this kind")
     p.add_argument("--custom-imports", nargs="*", help="modules to import first (as the config key custom_imports)")
     p.set_defaults(fn=cmd_list)
     args = ap.parse_args(argv)

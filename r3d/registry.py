@@ -1,6 +1,6 @@
 """Name → builder registries for every pluggable component of r3d.
 
-One `Registry` per kind (backbones, fusers, heads, regularisers, datasets). A component registers itself with a
+One `Registry` per kind (backbones, fusers, heads, regularisers, datasets, anticipation protocols). A component registers itself with a
 decorator, and is then built by name from the config::
 
     from r3d.registry import FUSERS
@@ -9,7 +9,7 @@ decorator, and is then built by name from the config::
     class MyFuser(nn.Module):
         '''One-line description shown by `python -m r3d list`.'''
 
-Components are found three ways (issue "Plugin API"): the built-ins (imported by `r3d.models` / `r3d.data`), modules
+Components are found three ways: the built-ins (imported by `r3d.models` / `r3d.data`), modules
 named in the config key `custom_imports` (imported by `import_custom_modules` before anything is built), and Python
 entry points in the group ``r3d.plugins`` (loaded lazily, once, on the first lookup that misses or on `list`). A name
 registered twice is an error that names both sources.
@@ -110,8 +110,9 @@ FUSERS = Registry("fuser")
 HEADS = Registry("head")
 REGULARIZERS = Registry("regularizer")
 DATASETS = Registry("dataset")
+PROTOCOLS = Registry("protocol")
 
-ALL_REGISTRIES = (BACKBONES, FUSERS, HEADS, REGULARIZERS, DATASETS)
+ALL_REGISTRIES = (BACKBONES, FUSERS, HEADS, REGULARIZERS, DATASETS, PROTOCOLS)
 
 
 def import_custom_modules(modules: Iterable[str]) -> None:

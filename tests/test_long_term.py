@@ -237,12 +237,12 @@ def test_moc_counts_match_moc_at_betas_and_hand_values():
 
 
 def test_long_term_needs_a_long_term_head(tmp_path):
-    from r3d.engine.tasks import build_task
+    from r3d.engine.protocols import build_protocol
 
     with pytest.raises(ConfigError, match="model.head=futr"):
-        build_task(apply_overrides(load_defaults(), ["data.protocol=long_term"]))
+        build_protocol(apply_overrides(load_defaults(), ["data.protocol=long_term"]))
     with pytest.raises(ConfigError, match="data.protocol"):
-        build_task(apply_overrides(load_defaults(), ["data.protocol=nope"]))
+        build_protocol(apply_overrides(load_defaults(), ["data.protocol=nope"]))
     cfg = _cfg(_hand_root(tmp_path), "data.long_term.betas=[0.1,0.6]")
     with pytest.raises(Exception, match="horizon"):
         LongTermDataset(cfg, "val", train=False)

@@ -13,6 +13,7 @@ from ..config import Config, import_custom_modules_from
 from ..data.formats import DEPTH_DEFAULTS
 from ..models.anticipator import Anticipator
 from .checkpoint import PathLike, config_from_meta, load_meta, load_model_weights
+from .protocols import build_protocol
 
 _logger = logging.getLogger("r3d")
 
@@ -56,9 +57,7 @@ def build_data(cfg: Config, accelerator=None, train: bool = True) -> DataBundle:
     """Build the datasets named by the config; with `train=False` only the validation split is built."""
     import_custom_modules_from(cfg)
     prepare_root(cfg, accelerator)
-    from .tasks import build_task
-
-    build_datasets = build_task(cfg).build_datasets  # the datasets of data.protocol
+    build_datasets = build_protocol(cfg).build_datasets  # the datasets of data.protocol
     if cfg.data.features:  # cached backbone tokens in place of frames (r3d/data/features.py)
         from ..data.features import build_feature_datasets as build_datasets
     train_ds, val_ds, info = build_datasets(cfg, train=train)

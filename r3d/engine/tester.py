@@ -10,7 +10,7 @@ from ..config import Config, apply_overrides
 from .builder import build_data, load_trained_model
 from .checkpoint import load_meta, write_text_atomic
 from .extract import check_model_matches_cache
-from .tasks import build_task
+from .protocols import build_protocol
 from .trainer import make_accelerator
 
 _logger = logging.getLogger("r3d.test")
@@ -40,8 +40,8 @@ def test(cfg: Config, checkpoint: str, out: Optional[str] = None, drop_modality:
     are gathered with `gather_for_metrics`, so the metrics do not depend on the number of processes.
     """
     meta = load_meta(checkpoint)
-    task = build_task(cfg)  # data.protocol: its evaluation pass
-    if export_ek100 and not task.exports_ek100:
+    protocol = build_protocol(cfg)  # data.protocol: its evaluation pass
+    if export_ek100 and not protocol.exports_ek100:
         raise ValueError(f"--export-ek100 writes next-action scores; this run has data.protocol={cfg.data.protocol}")
     accelerator = make_accelerator(apply_overrides(cfg, ["train.log_with=none"]), find_unused=False)
     data = build_data(cfg, accelerator=accelerator, train=False)
@@ -50,7 +50,7 @@ def test(cfg: Config, checkpoint: str, out: Optional[str] = None, drop_modality:
     check_model_matches_cache(model, data.val)  # data.features: tokens made by these very backbone weights
     model, loader = accelerator.prepare(model, data.val_loader)
     do_collapse = cfg.eval.collapse if collapse is None else collapse
-    metrics = task.evaluate(model, loader, accelerator, cfg, collapse=do_collapse, reliance=do_collapse,
+    metrics = protocol.evaluate(model, loader, accelerator, cfg, collapse=do_collapse, reliance=do_collapse,
                             observed_fractions=cfg.eval.observed_fractions if do_collapse else (),
                             drop_modality=drop_modality)
     metrics["checkpoint"] = str(checkpoint)

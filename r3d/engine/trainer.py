@@ -29,7 +29,7 @@ from .builder import build_data, build_model, model_meta
 from .checkpoint import (check_resumable, export_model, find_latest, load_training_state, save_training_state,
                          write_text_atomic)
 from .extract import check_model_matches_cache
-from .tasks import build_task
+from .protocols import build_protocol
 
 _logger = logging.getLogger("r3d.train")
 
@@ -214,7 +214,7 @@ def train(cfg: Config, resume: Optional[str] = None) -> Dict[str, Any]:
         work_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, work_dir / "config.yaml")
 
-    task = build_task(cfg)  # data.protocol: datasets, loss, evaluation and summary line
+    protocol = build_protocol(cfg)  # data.protocol: datasets, loss, evaluation and summary line
     data = build_data(cfg, accelerator=accelerator)
     if state is not None:
         for w in check_resumable(state, cfg.to_dict(), num_classes(data.info), accelerator.num_processes):
@@ -288,7 +288,7 @@ def train(cfg: Config, resume: Optional[str] = None) -> Dict[str, Any]:
             with accelerator.accumulate(model):
                 with accelerator.autocast():
                     out = model(batch)
-                loss, parts = task.loss(out, batch, cfg)
+                loss, parts = protocol.loss(out, batch, cfg)
                 accelerator.backward(loss)
                 step_loss += torch.stack([loss.detach().double(), torch.ones((), dtype=torch.float64,
                                                                              device=step_loss.device)])
@@ -334,7 +334,7 @@ def train(cfg: Config, resume: Optional[str] = None) -> Dict[str, Any]:
                 if last else []
             for r in calibrating:  # e.g. EBR's modality ranking, from the validation pass of the final model
                 r.begin_calibration()
-            metrics = task.evaluate(eval_model, val_loader, accelerator, cfg, collapse=cfg.eval.collapse,
+            metrics = protocol.evaluate(eval_model, val_loader, accelerator, cfg, collapse=cfg.eval.collapse,
                                     observed_fractions=())
             for r in calibrating:
                 metrics.setdefault("calibration", {}).update(
@@ -344,7 +344,7 @@ def train(cfg: Config, resume: Optional[str] = None) -> Dict[str, Any]:
             col = metrics.get("collapse", {})
             log.update({f"collapse/{k}": v for k, v in flatten(col).items() if isinstance(v, (int, float))})
             accelerator.print(f"epoch {epoch + 1}: loss {log.get('train/loss', float('nan')):.3f} "
-                              f"{task.summary(metrics)}")
+                              f"{protocol.summary(metrics)}")
         if _tracking(cfg):
             accelerator.log(log, step=epoch + 1)
         progress.epoch = epoch + 1
@@ -356,7 +356,7 @@ def train(cfg: Config, resume: Optional[str] = None) -> Dict[str, Any]:
     accelerator.wait_for_everyone()
     if not metrics:  # resumed after the last epoch: evaluate the final state
         eval_model = ema.module if (ema is not None and cfg.train.eval_ema) else model
-        metrics = task.evaluate(eval_model, val_loader, accelerator, cfg, collapse=cfg.eval.collapse)
+        metrics = protocol.evaluate(eval_model, val_loader, accelerator, cfg, collapse=cfg.eval.collapse)
     metrics["train_seconds"] = round(time.perf_counter() - t_start, 1)
     metrics["data"] = {"train": dict(getattr(data.train, "stats", {})), "val": dict(getattr(data.val, "stats", {}))}
     if accelerator.is_main_process:

@@ -98,11 +98,11 @@ class TrainStep:
     """
 
     def __init__(self, model: torch.nn.Module, cfg: Config) -> None:
-        from ..engine.tasks import build_task
+        from ..engine.protocols import build_protocol
 
         self.model = model.train()
         self.cfg = cfg
-        self.loss = build_task(cfg).loss
+        self.loss = build_protocol(cfg).loss
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=float(cfg.train.lr),
                                            weight_decay=float(cfg.train.weight_decay))

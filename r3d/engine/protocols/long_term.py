@@ -1,4 +1,4 @@
-"""The long-term protocol's task (METHODS.md §5, FUTR style as R3D reports it): train on the train α, evaluate MoC at
+"""The long-term protocol (`data.protocol: long_term`, FUTR style as R3D reports it): train on the train α, evaluate MoC at
 every (α in test_alphas, β in betas).
 
 Evaluation follows FUTR's ``predict.py`` / R3D's ``predict_nturgbd.py``: each (video, α) sample's query outputs are
@@ -27,12 +27,13 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from ..config import ConfigError
-from ..metrics.anticipation import moc_counts, moc_from_counts
-from ..models.heads.futr import futr_loss, render_batch
-from ..registry import HEADS
-from .evaluate import drop_modality_inputs
-from .tasks import TASKS, Task
+from ...config import ConfigError
+from ...data.long_term import build_long_term_datasets
+from ...metrics.anticipation import moc_counts, moc_from_counts
+from ...models.heads.futr import futr_loss, render_batch
+from ...registry import HEADS, PROTOCOLS
+from ..evaluate import drop_modality_inputs
+from .base import AnticipationProtocol
 
 _logger = logging.getLogger("r3d.long_term")
 
@@ -96,8 +97,8 @@ def long_term_metrics(gathered: Mapping[str, torch.Tensor], alphas: Sequence[flo
             "betas": [float(b) for b in betas]}
 
 
-@TASKS.register("long_term")
-class LongTermTask(Task):
+@PROTOCOLS.register("long_term")
+class LongTermProtocol(AnticipationProtocol):
     """FUTR-style long-term anticipation: observe α of a video, predict the frame labels of the next β (MoC)."""
 
     name = "long_term"
@@ -115,8 +116,6 @@ class LongTermTask(Task):
                               "data.protocol=long_term yet; set data.features=null")
 
     def build_datasets(self, cfg, train=True):
-        from ..data.long_term import build_long_term_datasets
-
         return build_long_term_datasets(cfg, train=train)
 
     def loss(self, outputs, batch, cfg):
