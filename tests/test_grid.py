@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from r3d.engine import grid as G
+from r3d import benchmark as G
+from r3d.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = str(REPO / "configs/synthetic.yaml")
@@ -304,7 +305,7 @@ def test_results_markdown_is_computed_from_the_csv(tmp_path):
     assert "**rtf_bn**, η = 0.0: **yes** — it beat every baseline (1); closest: concat, +5.00 ± 0.00" in text
     assert "η = 1.0: RTF (rtf_bn) beat every baseline." in text
     assert "**rtf_bn** vs concat, η = 0.0: did not change (within one std) the fused-token erank (+0.00 ± 0.00" in text
-    main_epochs = G.load_config("configs/synthetic.yaml").train.epochs  # the experiment config's own value
+    main_epochs = load_config("configs/synthetic.yaml").train.epochs  # the experiment config's own value
     assert "**Reduced config**" in text and f"`train.epochs`: {main_epochs} → 2" in text
     for png in ("accuracy_vs_noise.png", "fused_erank_vs_noise.png", "pooled_erank_vs_noise.png",
                 "rtf_erank_before_after.png", "mutual_gain_vs_observed_noise_0.0.png", "reliance.png"):

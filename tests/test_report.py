@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from r3d.viz import plots
-from r3d.viz.report import fmt, mutual_gain_curve, reliance_without, write_run_report
+from r3d.metrics.collapse import mutual_gain_curve, reliance_without
+from r3d.viz.report import fmt, write_run_report
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -160,7 +161,7 @@ def test_every_plot_writes_a_non_empty_png(tmp_path):
 
 def test_plots_import_has_no_pyplot_side_effect(tmp_path):
     # (matplotlib.get_backend() itself imports pyplot, so only sys.modules is checked, also after drawing)
-    code = ("import sys; import r3d.viz.plots, r3d.viz.report, r3d.engine.grid; "
+    code = ("import sys; import r3d.viz.plots, r3d.viz.report, r3d.benchmark; "
             "assert 'matplotlib' not in sys.modules; "
             "r3d.viz.plots.plot_reliance(1.0, {'rgb': 0.5}, sys.argv[1]); "
             "assert 'matplotlib.pyplot' not in sys.modules; print('ok')")

@@ -17,7 +17,7 @@ runs already in runs.csv, so an interrupted grid continues where it stopped.
 
 Variants: concat, sum, late, safuser, safuser_cross, tokenfusion, cen, rtf_bn, rtf_svd, rtf_ebr (RTF + EBR),
 rtf_kd (RTF + cross-modal KD), rtf_mdrop (RTF + modality dropout 0.25),
-rgb_only, depth_only (r3d.engine.grid.VARIANTS). key=value overrides (e.g. model.dim=64) apply to every run.
+rgb_only, depth_only (r3d.benchmark.VARIANTS). key=value overrides (e.g. model.dim=64) apply to every run.
 """
 import argparse
 import logging
@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import List
 
 from r3d.config import ConfigError
-from r3d.engine.grid import (PRESETS, VARIANTS, GridSpec, check_grid_file, grid_runs, run_config, run_grid,
-                            write_results)
+from r3d.benchmark import (PRESETS, VARIANTS, GridSpec, check_grid_file, grid_runs, run_config, run_grid,
+                           write_results)
 
 
 def _list(text: str, kind: type) -> List:

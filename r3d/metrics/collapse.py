@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
@@ -40,6 +40,7 @@ SIGMA_EPS = 1e-12
 __all__ = [
     "effective_rank", "mean_effective_rank", "numerical_rank", "pooled_effective_rank", "mutual_rank_gain",
     "modality_reliance", "erank_vs_observed", "observed_length", "token_sets", "CollapseAccumulator",
+    "mutual_gain_curve", "reliance_without",
 ]
 
 
@@ -397,3 +398,35 @@ class CollapseAccumulator:
         """Forget accumulated batches and time."""
         self._chunks = {}
         self.time_spent = 0.0
+
+
+# -- reading the collapse block of a metrics JSON -------------------------------------------------------------------
+def reliance_without(reliance: Optional[Mapping]) -> Dict[str, Dict[str, Any]]:
+    """{modality: {"top1", "drop", "relative_drop"}} from a `collapse.reliance` block (key "without"; "dropped" is
+    accepted as an alias)."""
+    if not isinstance(reliance, Mapping):
+        return {}
+    block = reliance.get("without", reliance.get("dropped"))
+    return {m: dict(v) for m, v in block.items() if isinstance(v, Mapping)} if isinstance(block, Mapping) else {}
+
+
+def mutual_gain_curve(curves: Optional[Mapping]) -> List[Optional[float]]:
+    """H at each observed fraction of a `collapse.erank_vs_observed` block: the gains post − pre of the two
+    modalities' curves at that fraction, combined by `mutual_rank_gain`. [] when the block has
+    no pre/post curves of exactly two modalities."""
+    if not isinstance(curves, Mapping):
+        return []
+    pre, post = curves.get("pre") or {}, curves.get("post") or {}
+    fractions = curves.get("fractions") or []
+    if len(pre) != 2 or set(pre) != set(post):
+        return []
+    out: List[Optional[float]] = []
+    for i in range(len(fractions)):
+        try:
+            b = {m: float(pre[m][i]) for m in pre}
+            a = {m: float(post[m][i]) for m in post}
+        except (IndexError, TypeError, ValueError):
+            out.append(None)
+            continue
+        out.append(mutual_rank_gain(b, a)["H"])
+    return out

@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import yaml
 
+from ..metrics.collapse import mutual_gain_curve, reliance_without
 from . import plots
 
 PathLike = Union[str, os.PathLike]
@@ -33,7 +34,7 @@ SCORES = (("top1", "top-1"), ("top5", "top-5"), ("mt5r", "MT5R"))
 PNG = {"before_after": "report_erank_before_after.png", "reliance": "report_reliance.png",
        "observed": "report_erank_vs_observed.png", "gain": "report_mutual_gain_vs_observed.png"}
 
-__all__ = ["write_run_report", "render_run_report", "load_run", "reliance_without", "mutual_gain_curve", "fmt"]
+__all__ = ["write_run_report", "render_run_report", "load_run", "fmt"]
 
 
 # -- reading ---------------------------------------------------------------------------------------------------------
@@ -60,39 +61,6 @@ def load_run(run_dir: PathLike) -> Dict[str, Any]:
     names += sorted(p.name for p in run.glob("metrics_test*.json") if p.name not in names)
     metrics = {n: m for n in names if (m := _read_json(run / n)) is not None}
     return {"config": config, "metrics": metrics}
-
-
-def reliance_without(reliance: Optional[Mapping]) -> Dict[str, Dict[str, Any]]:
-    """{modality: {"top1", "drop", "relative_drop"}} from a `collapse.reliance` block (key "without"; "dropped" is
-    accepted as an alias)."""
-    if not isinstance(reliance, Mapping):
-        return {}
-    block = reliance.get("without", reliance.get("dropped"))
-    return {m: dict(v) for m, v in block.items() if isinstance(v, Mapping)} if isinstance(block, Mapping) else {}
-
-
-def mutual_gain_curve(curves: Optional[Mapping]) -> List[Optional[float]]:
-    """H at each observed fraction of a `collapse.erank_vs_observed` block: the gains post − pre of the two
-    modalities' curves at that fraction, combined by `r3d.metrics.collapse.mutual_rank_gain`. [] when the block has
-    no pre/post curves of exactly two modalities."""
-    from ..metrics.collapse import mutual_rank_gain
-
-    if not isinstance(curves, Mapping):
-        return []
-    pre, post = curves.get("pre") or {}, curves.get("post") or {}
-    fractions = curves.get("fractions") or []
-    if len(pre) != 2 or set(pre) != set(post):
-        return []
-    out: List[Optional[float]] = []
-    for i in range(len(fractions)):
-        try:
-            b = {m: float(pre[m][i]) for m in pre}
-            a = {m: float(post[m][i]) for m in post}
-        except (IndexError, TypeError, ValueError):
-            out.append(None)
-            continue
-        out.append(mutual_rank_gain(b, a)["H"])
-    return out
 
 
 # -- formatting ------------------------------------------------------------------------------------------------------

@@ -1,0 +1,140 @@
+"""results.md: the benchmark's tables and verdicts in words, computed from runs.csv (and grid.json for settings)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
+
+from .plots import write_plots
+from .records import PathLike, read_rows, row_key
+from .stats import (Stat, aggregate, erank_verdict, noises_in, rtf_verdict, variants_in)
+from .variants import ERANK_REFERENCES, RTF_VARIANTS, is_baseline
+
+
+TABLE = (("action_top1", "action top-1", 2), ("action_top5", "action top-5", 2), ("action_mt5r", "action MT5R", 2),
+         ("verb_top1", "verb top-1", 2), ("noun_top1", "noun top-1", 2), ("erank_fused", "fused erank", 2),
+         ("pooled_erank", "pooled erank", 2), ("H", "H", 3), ("no_rgb_rel_drop_pct", "−rgb drop %", 1),
+         ("no_depth_rel_drop_pct", "−depth drop %", 1), ("train_seconds", "train s", 0))
+COLLAPSE_TABLE = (("erank_pre_rgb", "rgb before", 2), ("erank_post_rgb", "rgb after", 2),
+                  ("erank_pre_depth", "depth before", 2), ("erank_post_depth", "depth after", 2),
+                  ("gain_rgb", "gain rgb", 3), ("gain_depth", "gain depth", 3), ("H", "H", 3),
+                  ("erank_fused", "fused erank", 2), ("pooled_rank", "pooled rank", 1),
+                  ("pooled_erank", "pooled erank", 2), ("diag_share_pct", "diagnostics % of eval", 1))
+
+
+def fmt_stat(s: Stat, digits: int = 2) -> str:
+    """"m ± s"; "m" for a single value (no spread); "—" when not measured."""
+    if s.mean is None:
+        return "—"
+    if s.n < 2:
+        return f"{s.mean:.{digits}f}"
+    return f"{s.mean:.{digits}f} ± {s.std:.{digits}f}"
+
+
+def _table(rows: Sequence[Mapping[str, Any]], agg: Mapping, columns: Sequence[Tuple[str, str, int]]) -> List[str]:
+    lines = ["| variant | η | seeds | " + " | ".join(label for _, label, _ in columns) + " |",
+             "|---|---|---|" + "---|" * len(columns)]
+    for v in variants_in(rows):
+        for n in noises_in(rows):
+            cell = agg.get((v, n))
+            if cell is None:
+                continue
+            seeds = max(s.n for s in cell.values()) if cell else 0
+            lines.append(f"| {v} | {n} | {seeds} | " + " | ".join(fmt_stat(cell[c], d) for c, _, d in columns)
+                         + " |")
+    return lines
+
+
+def results_markdown(rows: Sequence[Mapping[str, Any]], grid: Optional[Mapping[str, Any]] = None,
+                     plot_paths: Optional[Mapping[str, Path]] = None, base: Optional[Path] = None) -> str:
+    """results.md from CSV rows (every number computed here) and the grid record (settings, command)."""
+    grid = grid or {}
+    agg = aggregate(rows)
+    variants, noises = variants_in(rows), noises_in(rows)
+    seeds = sorted({row_key(r)[2] for r in rows}, key=int)
+    lines = ["# r3d fusion benchmark on the synthetic RGB-D data", ""]
+    if grid.get("command"):
+        lines += ["Produced by", "", "```", str(grid["command"]), "```", ""]
+    lines += [f"{len(rows)} runs from `runs.csv`: variants {', '.join(variants)}; depth noise η ∈ "
+              f"{{{', '.join(noises)}}}; seeds {', '.join(seeds)}. Config `{grid.get('config', '?')}`"
+              + (f", preset `{grid['preset']}`" if grid.get("preset") else "") + ".", ""]
+    changed = grid.get("changed") or {}
+    if changed:
+        frozen = all((changed.get(f"model.{m}_backbone.freeze") or (None, None))[1] is True for m in ("rgb", "depth"))
+        reduced = not frozen and (grid.get("preset") == "quick" or any(
+            k in changed for k in ("synthetic.videos", "train.epochs", "synthetic.size")))
+        lead = ("**Frozen-feature protocol** (`--frozen`): both backbones frozen at their seeded random init, every "
+                "run trains projection, fusion and head on cached tokens — not comparable with end-to-end runs. "
+                if frozen else "**Reduced config** — numbers are not comparable with the full grid. " if reduced
+                else "")
+        lines += [lead + "Settings changed from the experiment config for every run:", ""]
+        lines += [f"- `{k}`: {a!r} → {b!r}" for k, (a, b) in sorted(changed.items())] + [""]
+    lines += ["Each cell is the mean ± std over seeds (sample std; a single value when there is one seed). A "
+              "verdict's margin is the mean ± std over seeds of the paired difference (same seed, same data); a "
+              "margin within one std counts as a tie.", ""]
+
+    lines += ["## Did RTF beat every baseline?", "",
+              "Baselines: every variant that is not RTF (" + ", ".join(v for v in variants if is_baseline(v))
+              + "). Metric: action top-1 (%).", ""]
+    rtfs = [v for v in RTF_VARIANTS if v in variants]
+    if not rtfs:
+        lines += ["Not measured: the grid has no RTF variant (rtf_bn, rtf_svd).", ""]
+    for n in noises:
+        verdicts = [rtf_verdict(rows, v, n) for v in rtfs if (v, n) in agg]
+        for vd in verdicts:
+            lines.append(f"- {vd.text()}")
+        if verdicts:
+            won = [vd.variant for vd in verdicts if vd.beat_all]
+            names = ", ".join(vd.variant for vd in verdicts)
+            if len(won) == len(verdicts):
+                summary = f"RTF ({names}) beat every baseline."
+            elif not won:
+                summary = f"RTF ({names}) did not beat every baseline."
+            else:
+                summary = f"only {', '.join(won)} beat every baseline; " \
+                          f"{', '.join(vd.variant for vd in verdicts if not vd.beat_all)} did not."
+            lines.append(f"- η = {n}: {summary}")
+    lines += [""]
+    if any(c.n < 2 for n in noises for v in rtfs if (v, n) in agg for c in rtf_verdict(rows, v, n).comparisons):
+        lines += ["With one seed there is no spread: a margin is a single measurement.", ""]
+
+    lines += ["## Did RTF raise the fused effective rank?", "",
+              "Compared with " + ", ".join(ERANK_REFERENCES) + ": the per-sample effective rank of the fused (T, C) "
+              "tokens, and the effective rank of the pooled (N, C) fused representation.", ""]
+    sentences = [s for n in noises for v in rtfs for s in erank_verdict(rows, v, n)]
+    lines += [f"- {s}" for s in sentences] or ["Not measured: the grid lacks RTF or "
+                                               + "/".join(ERANK_REFERENCES) + " runs with collapse data."]
+    lines += ["", "## Results (mean ± std over seeds)", ""] + _table(rows, agg, TABLE)
+    lines += ["", "## Collapse diagnostics (mean ± std over seeds)", "",
+              "Effective ranks of the (T, C) tokens before / after fusion, gains, H; the pooled (N, C) "
+              "representation's numerical rank (bounded by min(N, C): N evaluated samples, C = model.dim) and "
+              "erank; the share of evaluation time the diagnostics took (the collapse accumulator's time over the "
+              "wall time of the same evaluation pass).", ""]
+    lines += _table(rows, agg, COLLAPSE_TABLE) + [""]
+    if plot_paths:
+        base = base or Path(".")
+        lines += ["## Plots", ""]
+        titles = {"accuracy": "Action top-1 vs depth noise", "fused_erank": "Fused effective rank vs depth noise",
+                  "pooled_erank": "Pooled effective rank vs depth noise (EBR Fig. 5 shape)",
+                  "before_after": "Per-modality erank before and after fusion (RTF and references)",
+                  "reliance": "Reliance: relative drop without rgb / without depth"}
+        for key, path in plot_paths.items():
+            title = titles.get(key) or f"Mutual gain vs observed fraction, η = {key[len('gain_'):]}"
+            lines += [f"### {title}", "", f"![{title}]({os.path.relpath(path, base)})", ""]
+    lines += ["Every run: `runs.csv` (one row per run) and `runs/<variant>__noise_<η>__seed_<s>/report.md`.", ""]
+    return "\n".join(lines)
+
+
+def write_results(out: PathLike) -> Path:
+    """OUT/results.md and OUT/plots/*.png from OUT/runs.csv (and OUT/grid.json for the settings)."""
+    out = Path(out)
+    rows = read_rows(out / "runs.csv")
+    grid = json.loads((out / "grid.json").read_text()) if (out / "grid.json").is_file() else {}
+    paths = write_plots(rows, out / "plots") if rows else {}
+    text = results_markdown(rows, grid, paths, base=out)
+    path = out / "results.md"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
