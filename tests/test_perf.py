@@ -11,7 +11,7 @@ import torch
 
 from r3d.config import load_config
 from r3d.metrics.collapse import CollapseAccumulator, effective_rank, observed_length, token_sets
-from r3d.perf.timing import Figure, Measured, interleaved, paired_ratio
+from benchmarks.timing import Figure, Measured, interleaved, paired_ratio
 
 TINY = ["model.dim=32", "model.head_args.depth=1", "data.img_size=32", "data.num_frames=5", "model.rtf.heads=4",
         "model.safuser.heads=4", "model.tokenfusion.heads=4"]
@@ -171,14 +171,14 @@ def test_frame_local_flag_matches_what_the_fuser_does(name):
 
 
 def _tiny_model(overrides, seed=0):
-    from r3d.perf.common import build_random_model
+    from benchmarks.common import build_random_model
 
     cfg = load_config(None, [*TINY, *overrides])
     return cfg, build_random_model(cfg, seed).eval()
 
 
 def _inputs(cfg, b=3, seed=5):
-    from r3d.perf.common import random_batch
+    from benchmarks.common import random_batch
 
     return random_batch(cfg, b, seed)
 
@@ -216,7 +216,7 @@ def test_observed_fraction_curves_equal_running_the_model_on_truncated_windows(o
 # -- modality reliance from the full pass's tokens -------------------------------------------------------------------
 class _ListDataset(torch.utils.data.Dataset):
     def __init__(self, cfg, n):
-        from r3d.perf.common import random_batch
+        from benchmarks.common import random_batch
 
         self.b = random_batch(cfg, n, seed=11)
         self.b["present"]["depth"][1] = False  # one sample already without depth (missing_rate-style)
@@ -284,48 +284,45 @@ def test_rgb_frames_with_the_default_decoder_threads_are_bit_identical(tmp_path)
     assert np.array_equal(got, np.stack([frames[int(i)] for i in idx]))
 
 
-# -- the bench tool's JSON -------------------------------------------------------------------------------------------
-def test_bench_tool_writes_figures_json(tiny_root, tmp_path, monkeypatch):
-    import importlib.util
-    from pathlib import Path
+# -- the benchmarks' entry point and P5 -------------------------------------------------------------------------------
+def test_p5_clip_windows_and_sequential_decode(tmp_path):
+    from benchmarks import decode
+    from r3d.data.io import probe_video
 
-    import r3d.perf.decode as decode_mod
+    clip = decode.write_clip(tmp_path / "c.mp4", seconds=4.0, gop_seconds=2.0)
+    assert decode.decode_all(clip) == 4 * decode.FPS  # every frame of the generated clip decodes
+    assert decode.clip_windows(4 * decode.FPS) == []  # the first window ends at 5 s
+    windows = decode.clip_windows(12 * decode.FPS)  # windows end at 5, 8 and 11 s
+    assert len(windows) == 3
+    # 8 frames spaced 2 s / 8 = 0.25 s, the last at 5 s: frame floor(30 * t) for t = 3.25, 3.5, ..., 5.0
+    assert windows[0].tolist() == [97, 105, 112, 120, 127, 135, 142, 150]
+    assert windows[2].tolist() == [f + 6 * decode.FPS for f in windows[0].tolist()]
+    probe = probe_video(clip)
+    assert (probe.width, probe.height, round(probe.fps)) == (decode.WIDTH, decode.HEIGHT, decode.FPS)
 
-    spec = importlib.util.spec_from_file_location("bench_tool", Path(__file__).resolve().parents[1] / "tools/bench.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+
+def test_bench_entry_point_writes_figures_json(tmp_path, monkeypatch):
+    from benchmarks import __main__ as tool
+    from benchmarks import decode as decode_mod
+
+    real = decode_mod.measure
+    monkeypatch.setattr(decode_mod, "measure", lambda cfg, quick=True: real(cfg, quick, repeats=1, seconds=8.0))
     out = tmp_path / "bench.json"
-    assert tool.main(["--quick", "--only", "P5", "--out", str(out), f"data.root={tiny_root}"]) == 0
+    assert tool.main(["--quick", "--only", "P5", "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert doc["quick"] is True and doc["seconds"] >= 0 and doc["machine_before"]["cpus"] >= 1
     (fig,) = doc["figures"]
-    assert fig["id"] == "P5" and fig["better"] == ">=" and fig["target"] == 0.7
+    assert fig["id"] == "P5" and fig["better"] == "<=" and fig["target"] == 1.4
     assert fig["status"] in ("PASS", "MISS") and fig["value"] > 0
-    assert fig["detail"]["median_fps"]["loader"] > 0 and fig["detail"]["videos"] >= 1
+    ratios = fig["detail"]["ratio_by_gop_s"]
+    assert set(ratios) == {"2", "8"} and fig["value"] == pytest.approx(max(ratios.values()), abs=1e-3)
+    assert fig["detail"]["frames"] == {"2": 240, "8": 240} and fig["detail"]["windows"]["2"] == 1  # ends at 5 s
 
     def broken(cfg, quick=True):
         raise RuntimeError("decoder exploded\nsecond line")
 
     monkeypatch.setattr(decode_mod, "measure", broken)
-    assert tool.main(["--only", "P5", "--out", str(out), f"data.root={tiny_root}"]) == 0
+    assert tool.main(["--only", "P5", "--out", str(out)]) == 0
     (fig,) = json.loads(out.read_text())["figures"]
     assert fig["status"] == "N/A" and fig["value"] is None and "RuntimeError: decoder exploded" in fig["note"]
     assert tool.main(["--only", "P0", "--out", str(out)]) == 2
-
-
-def test_p3_is_reported_not_available_when_its_module_is_missing(monkeypatch):
-    import importlib
-
-    from r3d.perf.bench import run_bench
-
-    real = importlib.import_module
-
-    def fake(name, *a, **k):
-        if name == "r3d.perf.feature_cache":
-            raise ImportError("No module named 'r3d.perf.feature_cache'")
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(importlib, "import_module", fake)
-    doc = run_bench(load_config(None), quick=True, only=["P3"])
-    (fig,) = doc["figures"]
-    assert fig["status"] == "N/A" and fig["note"].startswith("P3 not available")

@@ -5,7 +5,7 @@ duplicates that distributed samplers pad the last batch with never count. `drop_
 every sample — it zeroes that input and clears its presence flag, and changes nothing else — which is how modality
 reliance and missing-modality robustness are measured.
 
-Cost of the diagnostics (issue #9, P6 of tools/bench.py; measured there):
+Cost of the diagnostics (figure P6 of `python -m benchmarks`, measured there):
 - Effective ranks are batched SVDs of tokens the pass already computed (`CollapseAccumulator.per_sample`). The
   erank-vs-observed curves need the window cut to its first n frames; `observed_prefix` picks the cheapest exact way:
   slice the full window's tokens (per-frame backbones and a `frame_local` fuser: the default model), re-run only the

@@ -30,6 +30,7 @@ from .checkpoint import (check_resumable, export_model, find_latest, load_traini
                          write_text_atomic)
 from .extract import check_model_matches_cache
 from .protocols import build_protocol
+from .step import make_optimizer, train_step
 
 _logger = logging.getLogger("r3d.train")
 
@@ -221,13 +222,7 @@ def train(cfg: Config, resume: Optional[str] = None) -> Dict[str, Any]:
             _logger.warning(w)
     model = build_model(cfg, data.info)
     check_model_matches_cache(model, data.train)  # data.features: tokens made by these very backbone weights
-    decay, no_decay = [], []
-    for n, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim <= 1 or n.endswith(".pos") or "alpha" in n else decay).append(p)
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.train.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.train.lr)
+    optimizer = make_optimizer(model, cfg)
     global_batch = cfg.train.batch_size * accelerator.num_processes * cfg.train.grad_accum
     steps_per_epoch = max(1, math.ceil(len(data.train) / global_batch))
     total_steps = steps_per_epoch * cfg.train.epochs
@@ -286,17 +281,11 @@ def train(cfg: Config, resume: Optional[str] = None) -> Dict[str, Any]:
         for batch in bar:
             torch.manual_seed(batch_seed(cfg.seed, epoch, progress.batch_in_epoch, accelerator.process_index))
             with accelerator.accumulate(model):
-                with accelerator.autocast():
-                    out = model(batch)
-                loss, parts = protocol.loss(out, batch, cfg)
-                accelerator.backward(loss)
-                step_loss += torch.stack([loss.detach().double(), torch.ones((), dtype=torch.float64,
-                                                                             device=step_loss.device)])
-                grad_norm, step_lr = None, scheduler.get_last_lr()[0]  # the LR this optimiser step uses
-                if accelerator.sync_gradients and cfg.train.clip_grad > 0:
-                    grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.train.clip_grad)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
+                step_lr = scheduler.get_last_lr()[0]  # the LR this optimiser step uses
+                result = train_step(model, batch, protocol, cfg, accelerator, optimizer)
+                loss, parts, grad_norm = result.loss, result.parts, result.grad_norm
+                step_loss += torch.stack([loss.double(), torch.ones((), dtype=torch.float64,
+                                                                    device=step_loss.device)])
                 synced = accelerator.sync_gradients
                 if synced:
                     scheduler.step()
@@ -306,7 +295,7 @@ def train(cfg: Config, resume: Optional[str] = None) -> Dict[str, Any]:
             progress.batch_in_epoch += 1
             for k, v in parts.items():
                 progress.add(k, float(v))
-            for k, v in out.get("stats", {}).items():
+            for k, v in result.stats.items():
                 progress.add(k, float(v.detach()) if torch.is_tensor(v) else float(v))
             progress.add("_batches", 1.0)
             if synced:

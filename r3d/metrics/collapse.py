@@ -20,7 +20,7 @@ Names here -> names in the papers (METHODS.md §1, §4):
 
 `CollapseAccumulator` gathers these during an evaluation loop at the cost of per-sample scalars and one (N, C) matrix.
 
-Cost (issue #9, P6 of tools/bench.py): one batched float32 `svdvals` per token set and distinct window length, on the
+Cost (figure P6 of `python -m benchmarks`): one batched float32 `svdvals` per token set and distinct window length, on the
 (C, T) transpose (σ(Zᵀ) = σ(Z); LAPACK gets a tall column-major view without a copy, ~3x faster than (T, C) for T ≪ C);
 the full-window erank is shared with the observed-fraction curve; no per-sample Python loop.
 """

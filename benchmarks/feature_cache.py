@@ -1,4 +1,4 @@
-"""P3 (issue #9): a training epoch from the feature cache vs the end-to-end epoch with frozen backbones.
+"""P3: a training epoch from the feature cache vs the end-to-end epoch with frozen backbones.
 
 `measure` renders a small synthetic benchmark (`r3d.data.synthetic.generate`, 64×64 frames at 8 fps) into a temporary
 folder, extracts its feature cache (`r3d.engine.extract.extract_features`), and times one training epoch of the
@@ -28,48 +28,31 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
+from accelerate.utils import set_seed
+
+from r3d.config import load_config
+from r3d.data.synthetic import generate
+from r3d.engine.builder import build_data, build_model, make_loader
+from r3d.engine.evaluate import metrics_of, predict
+from r3d.engine.extract import extract_features
+from r3d.engine.trainer import batch_seed
+
+from .common import TrainStep
 
 QUICK = {"videos": 12, "repeats": 3}
 FULL = {"videos": 40, "repeats": 5}
 
 
-def _train_epoch(model: torch.nn.Module, loader, cfg) -> Tuple[float, List[float]]:
-    """One epoch of the trainer's step (forward, loss, backward, clip, AdamW) -> (seconds, per-batch losses)."""
-    from ..engine.losses import anticipation_loss
-    from ..engine.trainer import batch_seed
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    model.train()
+def _train_epoch(model: torch.nn.Module, loader, cfg) -> Tuple[float, List[float], TrainStep]:
+    """One epoch of the trainer's step (`TrainStep`), each batch seeded as the trainer seeds it
+    -> (seconds, per-batch losses, the step: its accelerator evaluates the model afterwards)."""
+    step = TrainStep(model, cfg)
     losses: List[float] = []
     t0 = time.perf_counter()
     for b, batch in enumerate(loader):
         torch.manual_seed(batch_seed(cfg.seed, 0, b, 0))
-        out = model(batch)
-        loss, _ = anticipation_loss(out, batch, cfg.train.loss_weights, cfg.train.label_smoothing)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.train.clip_grad > 0:
-            torch.nn.utils.clip_grad_norm_(params, cfg.train.clip_grad)
-        opt.step()
-        losses.append(float(loss.detach()))
-    return time.perf_counter() - t0, losses
-
-
-@torch.no_grad()
-def _evaluate(model: torch.nn.Module, loader) -> Tuple[Dict[str, Any], Dict[str, torch.Tensor]]:
-    """(anticipation metrics, logits) of `model` over `loader` (one process, no collapse diagnostics)."""
-    from ..metrics.anticipation import anticipation_metrics
-
-    model.eval()
-    scores: Dict[str, List[torch.Tensor]] = {}
-    labels: Dict[str, List[torch.Tensor]] = {}
-    for batch in loader:
-        for k, v in model(batch)["logits"].items():
-            scores.setdefault(k, []).append(v.float())
-            labels.setdefault(k, []).append(batch[k])
-    cat = {k: torch.cat(v) for k, v in scores.items()}
-    return anticipation_metrics(cat, {k: torch.cat(v) for k, v in labels.items()}), cat
+        losses.append(step(batch))
+    return time.perf_counter() - t0, losses, step
 
 
 def _metric_values(metrics: Dict[str, Any]) -> Dict[str, float]:
@@ -92,13 +75,6 @@ def measure(quick: bool = True, repeats: Optional[int] = None, num_workers: int 
         seconds from the cache, "metrics_equal": bool, plus "end_to_end_runs" / "cache_runs" (every timing),
         "extract_s", "train_samples", "batches", "repeats", "max_loss_diff", "max_logit_diff", "metrics"}.
     """
-    from accelerate.utils import set_seed
-
-    from ..config import load_config
-    from ..data.synthetic import generate
-    from ..engine.builder import build_data, build_model, make_loader
-    from ..engine.extract import extract_features
-
     p = QUICK if quick else FULL
     reps = int(repeats or p["repeats"])
     tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="r3d_p3_"))
@@ -123,11 +99,12 @@ def measure(quick: bool = True, repeats: Optional[int] = None, num_workers: int 
                 set_seed(int(c.seed))
                 model = build_model(c, data.info)
                 loader = make_loader(data.train, c, True, c.train.batch_size)
-                seconds, way_losses = _train_epoch(model, loader, c)
+                seconds, way_losses, step = _train_epoch(model, loader, c)
                 runs[way].append(seconds)
                 if r == 0:
                     losses[way] = way_losses
-                    evals[way] = _evaluate(model, make_loader(data.val, c, False, c.eval.batch_size))
+                    preds = predict(model, make_loader(data.val, c, False, c.eval.batch_size), step.accelerator)
+                    evals[way] = (metrics_of(preds), preds.scores)
         e2e, cache = statistics.median(runs["end_to_end"]), statistics.median(runs["cache"])
         ma, mb = _metric_values(evals["end_to_end"][0]), _metric_values(evals["cache"][0])
         la, lb = evals["end_to_end"][1], evals["cache"][1]

@@ -1,5 +1,4 @@
-"""P6 (issue #9, and issue #5's "adds a small fraction of evaluation time"): the effective-rank diagnostics' share of
-an evaluation pass.
+"""P6: the effective-rank diagnostics' share of an evaluation pass.
 
 What counts (decided here, stated in the README): P6 is the *effective-rank* diagnostics — per-sample erank of the rgb
 and depth tokens before and after fusion and of the fused tokens, erank against the observed fraction over
@@ -24,9 +23,13 @@ import statistics
 from typing import Any, Dict, List, Optional, Sequence
 
 import torch
+from accelerate import Accelerator
 from torch.utils.data import Subset
 
-from ..config import Config, apply_overrides
+from r3d.config import Config, apply_overrides
+from r3d.engine.builder import build_data, build_model, make_loader
+from r3d.engine.evaluate import evaluate
+
 from .common import dataset_root
 from .timing import Figure
 
@@ -46,10 +49,7 @@ def diagnostics_shares(cfg: Config, passes: int, samples: Optional[int] = None) 
         {"share": [collapse s / pass s], "reliance_share": [reliance s / pass s], "eval_s": [...], "collapse_s":
         [...], "reliance_s": [...], "samples": n, "method": how truncated windows were made}.
     """
-    from accelerate import Accelerator
 
-    from ..engine.builder import build_data, build_model, make_loader
-    from ..engine.evaluate import evaluate
 
     accelerator = Accelerator(cpu=True)
     data = build_data(cfg, accelerator=accelerator, train=False)

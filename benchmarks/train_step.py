@@ -1,4 +1,4 @@
-"""P1 (issue #9): the cost of RTF in a training step, against the same model with the `concat` baseline fuser.
+"""P1: the cost of RTF in a training step, against the same model with the `concat` baseline fuser.
 
 A train step is `common.TrainStep` (forward, loss, backward, clipping, AdamW) of the benchmark model on one batch of
 random inputs at the configured batch size; the three models (`concat`, `rtf` with BN-γ selection, `rtf_svd`) differ
@@ -14,7 +14,8 @@ import statistics
 import time
 from typing import Dict, List, Optional
 
-from ..config import Config, apply_overrides
+from r3d.config import Config, apply_overrides
+
 from .common import TrainStep, build_random_model, random_batch
 from .timing import Figure, interleaved, paired_ratio
 

@@ -1,4 +1,4 @@
-"""The performance figures of issue #9, run one after another: `run_bench` behind `tools/bench.py`.
+"""r3d's performance figures, run one after another: `run_bench`, behind `python -m benchmarks`.
 
 | id | module | A vs B | target |
 |---|---|---|---|
@@ -6,16 +6,15 @@
 | P2 | `loader` | train steps fed by the on-disk loader vs by in-memory batches, wall time | ≤ 1.10x |
 | P3 | `feature_cache` | end-to-end frozen-backbone epoch vs epoch from the feature cache (speed-up) | ≥ 20x |
 | P4, P4b | `demo` | streaming frames/s; 64- vs 8-frame history cost per frame | ≥ 30 fr/s; ≤ 1.2x |
-| P5 | `decode` | RGB frames/s through the loader vs the sequential decode floor | ≥ 0.7x |
+| P5 | `decode` | every window of a 120 s 456×256 H.264 clip read as the loader does vs one sequential decode, wall time | ≤ 1.4x |
 | P6, P6b | `diagnostics` | effective-rank diagnostics' share of evaluation time | ≤ 5 % |
 
-Each figure is registered in `FIGURES` as a function (cfg, quick) -> Figure or [Figure]. A figure that cannot run
-(its module is missing, or it raises) is reported as n/a with the reason instead of stopping the others.
+Each figure is registered in `FIGURES` as a function (cfg, quick) -> Figure or [Figure]. A figure that raises is
+reported as n/a with the reason instead of stopping the others.
 """
 from __future__ import annotations
 
 import contextlib
-import importlib
 import inspect
 import logging
 import os
@@ -25,41 +24,35 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from ..config import Config
-from ..registry import Registry
+from r3d.config import Config
+from r3d.registry import Registry
+
+from . import decode, demo, diagnostics, feature_cache, loader, train_step
 from .common import dataset_root
 from .timing import Figure
 
 FIGURES = Registry("benchmark figure")
-NEEDS_DATA = ("P2", "P5", "P6")  # figures that read a dataset ROOT (data.root, or a small one rendered once)
-_logger = logging.getLogger("r3d.bench")
+NEEDS_DATA = ("P2", "P6")  # figures that read a dataset ROOT (data.root, or a small one rendered once)
+_logger = logging.getLogger("benchmarks")
 
 
 @FIGURES.register("P1")
 def train_step_figures(cfg: Config, quick: bool) -> List[Figure]:
     """Train step with rtf/bn and rtf/svd vs concat."""
-    from . import train_step
-
     return train_step.measure(cfg, quick)
 
 
 @FIGURES.register("P2")
 def loader_figure(cfg: Config, quick: bool) -> Figure:
     """Train steps fed from disk vs from memory."""
-    from . import loader
-
     return loader.measure(cfg, quick)
 
 
 @FIGURES.register("P3")
 def feature_cache_figure(cfg: Config, quick: bool) -> Figure:
-    """Feature-cache epoch vs end-to-end frozen-backbone epoch (`r3d.perf.feature_cache.measure`, if installed)."""
-    try:
-        measure = importlib.import_module("r3d.perf.feature_cache").measure
-    except (ImportError, AttributeError) as e:
-        return Figure(id="P3", what="feature-cache epoch speed-up", value=None, target=20.0, better=">=",
-                      note=f"P3 not available: {e}")
-    r = measure(quick=quick)
+    """Feature-cache epoch vs end-to-end frozen-backbone epoch."""
+    backbones = [f"model.{m}_backbone.name={cfg.model[f'{m}_backbone'].name}" for m in ("rgb", "depth")]
+    r = feature_cache.measure(quick=quick, overrides=backbones)
     detail = {k: v for k, v in r.items() if k != "metrics"}
     return Figure(id="P3", what="end-to-end frozen-backbone epoch / feature-cache epoch", value=float(r["ratio"]),
                   target=20.0, better=">=", detail=detail,
@@ -69,24 +62,18 @@ def feature_cache_figure(cfg: Config, quick: bool) -> Figure:
 @FIGURES.register("P4")
 def demo_figures(cfg: Config, quick: bool) -> List[Figure]:
     """Streaming demo rate and history cost."""
-    from . import demo
-
     return demo.measure(cfg, quick)
 
 
 @FIGURES.register("P5")
 def decode_figure(cfg: Config, quick: bool) -> Figure:
     """RGB decode rate through the loader vs the decode floor."""
-    from . import decode
-
     return decode.measure(cfg, quick)
 
 
 @FIGURES.register("P6")
 def diagnostics_figures(cfg: Config, quick: bool) -> List[Figure]:
     """Effective-rank diagnostics' share of evaluation time."""
-    from . import diagnostics
-
     return diagnostics.measure(cfg, quick)
 
 

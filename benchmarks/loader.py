@@ -1,4 +1,4 @@
-"""P2 (issue #9): does the on-disk loader starve training? Steps fed by the real loader vs by in-memory tensors.
+"""P2: does the on-disk loader starve training? Steps fed by the real loader vs by in-memory tensors.
 
 A: one pass over a fixed subset of the training split through the trainer's own DataLoader
 (`r3d.engine.builder.make_loader`: `data.num_workers` worker processes, decord RGB + PNG16 depth decode, transforms),
@@ -21,7 +21,9 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch.utils.data import Subset
 
-from ..config import Config
+from r3d.config import Config
+from r3d.engine.builder import build_data, build_model, make_loader
+
 from .common import TrainStep, dataset_root
 from .timing import Figure, Measured, interleaved, paired_ratio
 
@@ -44,7 +46,6 @@ def measure(cfg: Config, quick: bool = True, repeats: Optional[int] = None, work
 
     The config's batch size; quick: 4 batches, 5 rounds; full: 10 batches, 7 rounds.
     """
-    from ..engine.builder import build_data, build_model, make_loader
 
     reps = int(repeats or (5 if quick else 7))
     steps = 4 if quick else 10

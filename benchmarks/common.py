@@ -1,4 +1,4 @@
-"""What the benchmarks of `r3d.perf` share: the benchmark model, a dataset ROOT to read, random input batches, and the
+"""What the performance benchmarks share: the benchmark model, a dataset ROOT to read, random input batches, and the
 training step they time.
 
 The benchmark model is the one `configs/synthetic.yaml` trains (RTF fuser, r3d_resnet_tiny RGB and depth backbones,
@@ -13,12 +13,16 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Union
 
 import torch
+from accelerate import Accelerator
 
-from ..config import Config, apply_overrides, load_config
-from ..models.anticipator import Anticipator
+from r3d.config import Config, apply_overrides, load_config
+from r3d.data.synthetic import generate
+from r3d.engine.protocols import build_protocol
+from r3d.engine.step import make_optimizer, train_step
+from r3d.models.anticipator import Anticipator
 
 PathLike = Union[str, os.PathLike]
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 BENCH_CONFIG = REPO / "configs" / "synthetic.yaml"
 
 
@@ -76,8 +80,6 @@ def dataset_root(cfg: Config, videos: int = 16, workdir: Optional[PathLike] = No
     if reuse and has_dataset(cfg.data.root):
         yield apply_overrides(cfg, ["data.generate_if_missing=false"])
         return
-    from ..data.synthetic import generate
-
     with contextlib.ExitStack() as stack:
         base = Path(workdir) if workdir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="r3d_bench_")))
         root = base / "data"
@@ -91,31 +93,19 @@ def dataset_root(cfg: Config, videos: int = 16, workdir: Optional[PathLike] = No
 
 
 class TrainStep:
-    """One optimiser step of `tools/train.py`: forward, the task's loss, backward, gradient clipping, AdamW, zero_grad.
-
-    What the trainer adds around it (accelerate's gradient sync, logging, the LR schedule) costs the same for every
-    model and is left out. Follows `train.deterministic` like the trainer (deterministic algorithms, warn only).
-    """
+    """One optimiser step of `tools/train.py` (`r3d.engine.step.train_step` with the trainer's optimiser), on one
+    process without gradient accumulation. The LR schedule, EMA and logging around it cost the same for every model
+    and are left out. Follows `train.deterministic` like the trainer (deterministic algorithms, warn only)."""
 
     def __init__(self, model: torch.nn.Module, cfg: Config) -> None:
-        from ..engine.protocols import build_protocol
-
         self.model = model.train()
         self.cfg = cfg
-        self.loss = build_protocol(cfg).loss
-        self.params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(self.params, lr=float(cfg.train.lr),
-                                           weight_decay=float(cfg.train.weight_decay))
+        self.protocol = build_protocol(cfg)
+        self.optimizer = make_optimizer(model, cfg)
+        self.accelerator = Accelerator(cpu=True, mixed_precision=str(cfg.train.mixed_precision))
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
 
     def __call__(self, batch: Mapping[str, Any]) -> float:
         """Run one step on `batch`; returns the loss."""
-        out = self.model(batch)
-        loss, _ = self.loss(out, batch, self.cfg)
-        loss.backward()
-        if self.cfg.train.clip_grad > 0:
-            torch.nn.utils.clip_grad_norm_(self.params, float(self.cfg.train.clip_grad))
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return float(loss.detach())
+        return float(train_step(self.model, batch, self.protocol, self.cfg, self.accelerator, self.optimizer).loss)

@@ -1,1 +1,0 @@
-"""Performance measurements (issue #9): one library function per figure; tools/bench*.py print them."""
