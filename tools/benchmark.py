@@ -43,7 +43,7 @@ def main(argv=None) -> int:
                     help="R3D's frozen-feature protocol: backbones frozen at their seeded init, tokens extracted once "
                          "per noise level x seed into OUT/features/, every variant, 30 epochs "
                          "(40-100 s of training a run)")
-    ap.add_argument("--config", default="configs/synthetic.yaml", help="experiment YAML (default: %(default)s)")
+    ap.add_argument("--config", "-c", default="configs/synthetic.yaml", help="experiment YAML (default: %(default)s)")
     ap.add_argument("--variants", help=f"comma-separated, from: {', '.join(VARIANTS)}")
     ap.add_argument("--noise", help="comma-separated depth-noise levels (default: preset's)")
     ap.add_argument("--seeds", help="comma-separated training seeds (default: preset's)")

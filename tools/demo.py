@@ -29,8 +29,9 @@ and a summary. --video writes an overlay (RGB | depth colormap, top-k bars, top-
 Exit codes: 0 done, 2 bad input (missing files, a clip shorter than one observation window).
 """
 import argparse
-import logging
 import sys
+
+from r3d.cli import setup_logging
 
 
 def main(argv=None) -> int:
@@ -55,13 +56,14 @@ def main(argv=None) -> int:
                     help="depth frame rate when it differs from the RGB one (frames are then matched by timestamp)")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument("--verbose", "-v", action="store_true", help="also show INFO logs")
     args = ap.parse_args(argv)
     from r3d.data.errors import DataError  # after parsing, so that --help answers at once
     from r3d.engine.export import bundled_checkpoint
     from r3d.data.clip import sample_clip
     from r3d.engine.demo import ClipTooShort, run_demo
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    setup_logging(verbose=args.verbose)
     if args.sample:
         if args.rgb or args.depth:
             ap.error("--sample replaces --rgb/--depth; give one or the other")

@@ -19,6 +19,7 @@ import json
 import logging
 import sys
 
+from r3d.cli import add_config_arguments, config_overrides, parse_known, setup_logging
 from r3d.config import ConfigError, apply_overrides, load_config
 from r3d.data.errors import DataError
 from r3d.engine.checkpoint import config_from_meta, load_meta
@@ -27,7 +28,6 @@ from r3d.engine.extract import extract_features
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", help="experiment YAML (default with --checkpoint: the checkpoint's own config)")
     ap.add_argument("--checkpoint", help="run folder or model.safetensors whose backbone weights to use")
     ap.add_argument("--out", required=True, help="cache folder (created; resumed when it holds the same tokens)")
     ap.add_argument("--splits", nargs="+", help="annotation splits to cover (default: data.train_split data.val_split)")
@@ -35,14 +35,15 @@ def main(argv=None) -> int:
     ap.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
                     help="stored token type (default: %(default)s; tokens are read back as float32)")
     ap.add_argument("--chunk", type=int, default=64, help="frames per backbone call (default: %(default)s)")
-    ap.add_argument("overrides", nargs="*", help="config overrides, key=value (e.g. data.root=/data/mine)")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    add_config_arguments(ap, work_dir=False)  # --config: default with --checkpoint is the checkpoint's own config
+    args = parse_known(ap, argv)
+    setup_logging(verbose=args.verbose, console_level=logging.INFO)  # extraction reports its progress as INFO lines
+    overrides = config_overrides(args)
     try:
         if args.config or not args.checkpoint:
-            cfg = load_config(args.config, args.overrides)
+            cfg = load_config(args.config, overrides)
         else:
-            cfg = apply_overrides(config_from_meta(load_meta(args.checkpoint)), args.overrides)
+            cfg = apply_overrides(config_from_meta(load_meta(args.checkpoint)), overrides)
         summary = extract_features(cfg, args.out, checkpoint=args.checkpoint, splits=args.splits,
                                    all_frames=args.all_frames, dtype=args.dtype, chunk=args.chunk)
     except (DataError, ConfigError, FileNotFoundError, ValueError) as e:  # bad input: one line, no traceback

@@ -1,18 +1,20 @@
 #!/usr/bin/env python
 """Train an RGB-D anticipation model.
 
-    python tools/train.py --config configs/synthetic.yaml [key=value ...] [--resume [auto|STATE_DIR]]
-    accelerate launch --num_processes 2 tools/train.py --config configs/synthetic.yaml
+    python tools/train.py -c configs/synthetic.yaml [--work-dir DIR] [key=value ...] [--resume [auto|STATE_DIR]]
+    accelerate launch --multi_gpu --num_processes 2 tools/train.py -c configs/synthetic.yaml    # 2 processes (CPU: gloo)
 
-Writes WORK_DIR/config.yaml, WORK_DIR/checkpoints/ (resumable states), WORK_DIR/model.safetensors + model.json
-(exported weights) and WORK_DIR/metrics.json (final validation metrics). Every key of r3d/defaults.yaml can be set
-as key=value (e.g. model.fuser=concat train.epochs=5 work_dir=runs/concat).
+Writes WORK_DIR/config.yaml (the resolved config), WORK_DIR/checkpoints/ (resumable states), WORK_DIR/model.safetensors
++ model.json (exported weights and what rebuilds them), WORK_DIR/metrics.json (final validation metrics) and
+WORK_DIR/log.txt (every log line). Every key of r3d/defaults.yaml can be set as key=value (or after --cfg-options),
+e.g. model.fuser=concat train.epochs=5. On a machine without GPUs, `accelerate launch` needs --multi_gpu to start
+several processes (they then run on CPU with the gloo backend).
 """
 import argparse
 import json
-import logging
 import sys
 
+from r3d.cli import add_config_arguments, add_resume_argument, config_overrides, parse_known, setup_logging
 from r3d.config import ConfigError, load_config
 from r3d.data.errors import DataError
 from r3d.engine.trainer import train
@@ -20,17 +22,16 @@ from r3d.engine.trainer import train
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", help="experiment YAML (keys and defaults: r3d/defaults.yaml)")
-    ap.add_argument("--resume", nargs="?", const="auto", default=None,
-                    help="continue from WORK_DIR/checkpoints/latest (auto) or from a given state folder")
-    ap.add_argument("overrides", nargs="*", help="config overrides, key=value (e.g. train.epochs=5)")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    add_config_arguments(ap)
+    add_resume_argument(ap)
+    args = parse_known(ap, argv)
+    setup_logging(verbose=args.verbose)
     try:
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_config(args.config, config_overrides(args))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    setup_logging(cfg.work_dir, verbose=args.verbose)
     try:
         metrics = train(cfg, resume=args.resume)
     except (DataError, ConfigError, FileExistsError, FileNotFoundError) as e:  # bad input: one line, no traceback

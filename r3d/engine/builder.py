@@ -12,7 +12,7 @@ from .. import __version__
 from ..config import Config, import_custom_modules_from
 from ..data.formats import DEPTH_DEFAULTS
 from ..models.anticipator import Anticipator
-from .checkpoint import PathLike, config_from_meta, load_meta, load_model_weights
+from .checkpoint import PathLike, config_from_meta, has_meta, load_meta, load_model_weights
 from .protocols import build_protocol
 
 _logger = logging.getLogger("r3d")
@@ -107,14 +107,22 @@ def checkpoint_depth(meta: Mapping[str, Any]) -> Dict[str, float]:
             for k in ("depth_scale", "depth_min", "depth_max")}
 
 
-def load_trained_model(checkpoint: PathLike, cfg: Optional[Config] = None) -> Tuple[Anticipator, Dict[str, Any]]:
-    """Rebuild the model of exported weights (run folder or model.safetensors + model.json) and load them.
+def load_trained_model(checkpoint: PathLike, cfg: Optional[Config] = None, info: Any = None
+                       ) -> Tuple[Anticipator, Dict[str, Any]]:
+    """Rebuild the model of trained weights and load them; returns (model in train mode as built, meta).
 
-    The architecture comes from `cfg` (default: the config saved in model.json), the class counts and action
-    vocabulary from model.json; regularisers with state outside the weights (EBR's missing-modality ranking) get it
-    back from model.json. Returns (model in train mode as built, meta).
+    `checkpoint` is a run folder or model.safetensors with model.json next to it: the architecture comes from `cfg`
+    (default: the config saved in model.json), class counts and action vocabulary from model.json, and regularisers
+    with state outside the weights (EBR's missing-modality ranking) get it back from model.json. A weights file
+    without model.json (a training state under WORK_DIR/checkpoints/, or a file copied elsewhere) needs `cfg` and the
+    dataset description `info` instead; its meta is then `model_meta(cfg, info)`.
     """
-    meta = load_meta(checkpoint)
+    if has_meta(checkpoint):
+        meta = load_meta(checkpoint)
+    elif cfg is None or info is None:
+        meta = load_meta(checkpoint)  # raises, naming the missing model.json
+    else:
+        meta = model_meta(cfg, info)
     cfg = config_from_meta(meta) if cfg is None else cfg
     import_custom_modules_from(cfg)
     model = Anticipator(cfg, meta["num_classes"], actions=meta.get("actions"))

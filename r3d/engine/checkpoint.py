@@ -243,23 +243,45 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def resolve_checkpoint(path: PathLike) -> Tuple[Path, Path]:
-    """Accept a run folder, a folder with model.safetensors, or the .safetensors file; return (weights, meta)."""
+def find_weights(path: PathLike) -> Path:
+    """The weights file of a checkpoint argument: a run folder (its model.safetensors), a training-state folder
+    (WORK_DIR/checkpoints/epoch_0003/: accelerate's model.safetensors), or a .safetensors file itself."""
     p = Path(path)
-    if p.is_dir():
-        weights = p / "model.safetensors"
-    else:
-        weights = p
-    meta = weights.with_name("model.json")
+    weights = p / "model.safetensors" if p.is_dir() else p
     if not weights.is_file():
         raise FileNotFoundError(
-            f"checkpoint not found: {weights} (pass the run folder of tools/train.py or its model.safetensors)"
+            f"checkpoint not found: {weights} (pass the run folder of tools/train.py, a state folder under "
+            f"WORK_DIR/checkpoints/, or a .safetensors weights file)"
         )
     if weights.suffix != ".safetensors":
         raise ValueError(f"{weights}: r3d loads exported weights only from .safetensors files (never pickles)")
+    return weights
+
+
+def resolve_checkpoint(path: PathLike) -> Tuple[Path, Path]:
+    """(weights, model.json) of an exported checkpoint: a run folder, or a model.safetensors with model.json next to
+    it. A weights file without model.json is an error here (`find_weights` accepts it)."""
+    weights = find_weights(path)
+    meta = weights.with_name("model.json")
     if not meta.is_file():
-        raise FileNotFoundError(f"{meta} is missing: it describes the model that {weights.name} belongs to")
+        raise FileNotFoundError(f"{meta} is missing: it describes the model that {weights.name} belongs to (class "
+                                f"names, action vocabulary, config); pass --config too, or the run folder")
     return weights, meta
+
+
+def run_config_near(path: PathLike) -> Optional[Path]:
+    """The config.yaml of the run a weights file or state folder belongs to (searched in the weights' folder and up
+    to two levels above it: WORK_DIR/checkpoints/<state>/), or None."""
+    folder = find_weights(path).parent
+    for cand in (folder, folder.parent, folder.parent.parent):
+        if (cand / "config.yaml").is_file():
+            return cand / "config.yaml"
+    return None
+
+
+def has_meta(path: PathLike) -> bool:
+    """Whether a checkpoint argument has the model.json that exported weights come with."""
+    return find_weights(path).with_name("model.json").is_file()
 
 
 def load_meta(path: PathLike) -> Dict[str, Any]:
@@ -270,7 +292,7 @@ def load_meta(path: PathLike) -> Dict[str, Any]:
 
 def load_model_weights(model: nn.Module, path: PathLike) -> None:
     """Load exported weights strictly; a checkpoint of a different model is a one-line error naming the keys."""
-    weights, _ = resolve_checkpoint(path)
+    weights = find_weights(path)
     try:
         state = load_file(str(weights))
     except Exception as e:  # SafetensorError: a truncated file, or something else renamed to .safetensors

@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
-from ..config import Config, apply_overrides
+from ..config import Config, apply_overrides, load_config
 from .builder import build_data, load_trained_model
-from .checkpoint import load_meta, write_text_atomic
+from .checkpoint import config_from_meta, has_meta, load_meta, run_config_near, write_text_atomic
 from .extract import check_model_matches_cache
 from .protocols import build_protocol
 from .trainer import make_accelerator
@@ -32,21 +32,36 @@ def check_vocabulary(meta: Dict[str, Any], info: Any, root: str) -> None:
         )
 
 
+def checkpoint_config(checkpoint: str, config: Optional[str] = None, overrides: Sequence[str] = ()) -> Config:
+    """The config a checkpoint is evaluated with: `config` when given, else the one saved in its model.json, else the
+    config.yaml of the run it lies in (a training state or a bare weights file); `overrides` apply on top."""
+    if config is None and has_meta(checkpoint):
+        return apply_overrides(config_from_meta(load_meta(checkpoint)), overrides)
+    if config is None:
+        config = run_config_near(checkpoint)
+        if config is None:
+            raise FileNotFoundError(f"{checkpoint}: no model.json next to the weights and no run config.yaml above "
+                                    f"them; pass --config with the experiment config the model was trained with")
+    return load_config(config, list(overrides))
+
+
 def test(cfg: Config, checkpoint: str, out: Optional[str] = None, drop_modality: Optional[str] = None,
          collapse: Optional[bool] = None, export_ek100: Optional[str] = None) -> Dict[str, Any]:
-    """Load `checkpoint` (run folder or model.safetensors), evaluate on `data.val_split`, write metrics JSON.
+    """Load `checkpoint`, evaluate on `data.val_split`, write metrics JSON.
+
+    `checkpoint`: a run folder or model.safetensors with model.json next to it, or a weights file without it (a
+    training state under WORK_DIR/checkpoints/): then `cfg` describes the model (`load_trained_model`).
 
     Runs under `accelerate launch` like training (the same Accelerator: gloo on CPU when there is no GPU); samples
     are gathered with `gather_for_metrics`, so the metrics do not depend on the number of processes.
     """
-    meta = load_meta(checkpoint)
     protocol = build_protocol(cfg)  # data.protocol: its evaluation pass
     if export_ek100 and not protocol.exports_ek100:
         raise ValueError(f"--export-ek100 writes next-action scores; this run has data.protocol={cfg.data.protocol}")
     accelerator = make_accelerator(apply_overrides(cfg, ["train.log_with=none"]), find_unused=False)
     data = build_data(cfg, accelerator=accelerator, train=False)
+    model, meta = load_trained_model(checkpoint, cfg, data.info)
     check_vocabulary(meta, data.info, cfg.data.root)
-    model, _ = load_trained_model(checkpoint, cfg)
     check_model_matches_cache(model, data.val)  # data.features: tokens made by these very backbone weights
     model, loader = accelerator.prepare(model, data.val_loader)
     do_collapse = cfg.eval.collapse if collapse is None else collapse

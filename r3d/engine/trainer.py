@@ -324,7 +324,7 @@ def train(cfg: Config, resume: Optional[str] = None) -> Dict[str, Any]:
             for r in calibrating:  # e.g. EBR's modality ranking, from the validation pass of the final model
                 r.begin_calibration()
             metrics = protocol.evaluate(eval_model, val_loader, accelerator, cfg, collapse=cfg.eval.collapse,
-                                    observed_fractions=())
+                                        observed_fractions=())
             for r in calibrating:
                 metrics.setdefault("calibration", {}).update(
                     r.end_calibration(reduce_fn=lambda t: accelerator.reduce(t, reduction="sum")))
@@ -332,8 +332,11 @@ def train(cfg: Config, resume: Optional[str] = None) -> Dict[str, Any]:
                         for m, v in d.items() if isinstance(v, (int, float))})
             col = metrics.get("collapse", {})
             log.update({f"collapse/{k}": v for k, v in flatten(col).items() if isinstance(v, (int, float))})
-            accelerator.print(f"epoch {epoch + 1}: loss {log.get('train/loss', float('nan')):.3f} "
-                              f"{protocol.summary(metrics)}")
+            summary = protocol.summary(metrics)
+        else:
+            summary = f"(validated every {cfg.train.eval_every} epochs)"
+        accelerator.print(f"epoch {epoch + 1}/{cfg.train.epochs}: loss {log.get('train/loss', float('nan')):.3f} "
+                          f"{summary}")
         if _tracking(cfg):
             accelerator.log(log, step=epoch + 1)
         progress.epoch = epoch + 1
