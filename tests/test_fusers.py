@@ -389,3 +389,67 @@ def test_missing_modality_is_finite_and_its_content_is_ignored(name, train):
         torch.testing.assert_close(a.fused, b.fused)
     for m in f.modalities:
         torch.testing.assert_close(a.tokens[m], b.tokens[m])
+
+
+# -- RTF (bn) against R3D's forward, re-derived here from its description -------------------------------------------
+def _r3d_fuser_forward(sd, rgb, depth, k, heads):
+    """R3D's `CMFuser` forward in eval mode, written from scratch with functional ops on the weights in `sd`:
+    per-modality BatchNorm1d over batch × time (running statistics), the k channels with the smallest |γ|
+    (`torch.topk(largest=False)`), the shared-α blend in both directions, stack (B·T, 2, C), one pre-LN block whose
+    attention puts −inf on the diagonal (GELU MLP, nn.LayerNorm default eps 1e-5), a final LayerNorm, mean of the two."""
+    import torch.nn.functional as F
+
+    def bn(x, p):
+        return (x - sd[f"{p}.running_mean"]) / torch.sqrt(sd[f"{p}.running_var"] + 1e-5) * sd[f"{p}.weight"] \
+            + sd[f"{p}.bias"]
+
+    a, d = bn(rgb, "norms.rgb"), bn(depth, "norms.depth")
+    alpha = sd["alpha"]
+    ia = torch.topk(sd["norms.rgb.weight"].abs(), k, largest=False).indices
+    idp = torch.topk(sd["norms.depth.weight"].abs(), k, largest=False).indices
+    a2, d2 = a.clone(), d.clone()
+    a2[..., ia] = alpha[ia] * a[..., ia] + (1 - alpha[ia]) * d[..., ia]
+    d2[..., idp] = alpha[idp] * d[..., idp] + (1 - alpha[idp]) * a[..., idp]
+    b, t, c = rgb.shape
+    x = torch.stack([a2, d2], dim=2).reshape(b * t, 2, c)
+    mask = torch.zeros(2, 2).masked_fill(torch.eye(2, dtype=torch.bool), float("-inf"))
+    h = F.layer_norm(x, (c,), sd["block.block.norm1.weight"], sd["block.block.norm1.bias"], 1e-5)
+    qkv = F.linear(h, sd["block.block.attn.qkv.weight"]).reshape(b * t, 2, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+    q, kk, v = qkv[0], qkv[1], qkv[2]
+    att = ((q @ kk.transpose(-2, -1)) * (c // heads) ** -0.5 + mask).softmax(-1)
+    y = (att @ v).transpose(1, 2).reshape(b * t, 2, c)
+    x = x + F.linear(y, sd["block.block.attn.proj.weight"], sd["block.block.attn.proj.bias"])
+    h = F.layer_norm(x, (c,), sd["block.block.norm2.weight"], sd["block.block.norm2.bias"], 1e-5)
+    h = F.gelu(F.linear(h, sd["block.block.mlp.fc1.weight"], sd["block.block.mlp.fc1.bias"]))
+    x = x + F.linear(h, sd["block.block.mlp.fc2.weight"], sd["block.block.mlp.fc2.bias"])
+    x = F.layer_norm(x, (c,), sd["block.norm.weight"], sd["block.norm.bias"], 1e-5)
+    return x.mean(dim=1).reshape(b, t, c)
+
+
+def test_rtf_bn_equals_r3d_fuser_forward_with_copied_weights():
+    torch.manual_seed(0)
+    c, heads = 64, 8
+    fuser = RTF(c, MODS, select="bn", ratio=0.1, heads=heads).eval()
+    with torch.no_grad():  # trained-looking state: distinct |γ| (no ties), non-trivial running statistics and biases
+        for m in MODS:
+            bn = fuser.norms[m]
+            bn.weight.copy_(torch.linspace(0.05, 2.0, c)[torch.randperm(c)] * torch.sign(torch.randn(c)))
+            bn.bias.normal_(0, 0.3)
+            bn.running_mean.normal_(0, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+        for p in fuser.block.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    tokens = _tokens(b=3, t=6, c=c)
+    sd = {k: v.detach() for k, v in fuser.state_dict().items()}
+    ref = _r3d_fuser_forward(sd, tokens["rgb"], tokens["depth"], int(0.1 * c), heads)
+    with torch.no_grad():
+        got = fuser(tokens).fused
+    assert got.shape == ref.shape == (3, 6, c)
+    torch.testing.assert_close(got, ref, rtol=0, atol=1e-6)
+    # with AFFT's LayerNorm eps (1e-6) the same weights would miss R3D's output by more than the tolerance
+    for mod in fuser.block.modules():
+        if isinstance(mod, torch.nn.LayerNorm):
+            assert mod.eps == 1e-5
+            mod.eps = 1e-6
+    with torch.no_grad():
+        assert float((fuser(tokens).fused - ref).abs().max()) > 2e-6

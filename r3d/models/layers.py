@@ -9,7 +9,6 @@ keep a plain tensor interface while tests and diagnostics can still read the mas
 """
 from __future__ import annotations
 
-from functools import partial
 from typing import Optional
 
 import torch
@@ -18,7 +17,8 @@ from timm.layers import Mlp
 
 Tensor = torch.Tensor
 
-LayerNorm = partial(nn.LayerNorm, eps=1e-6)  # AFFT's norm_layer
+AFFT_NORM_EPS = 1e-6  # AFFT's norm_layer: partial(nn.LayerNorm, eps=1e-6)
+R3D_NORM_EPS = 1e-5  # R3D's transformer block and CMFuser use nn.LayerNorm's default
 
 
 class Attention(nn.Module):
@@ -58,11 +58,12 @@ class Block(nn.Module):
     """Pre-LN transformer block: x + Attn(LN(x), mask), then x + MLP(LN(x)); (N, L, C) -> (N, L, C)."""
 
     def __init__(self, dim: int, heads: int = 8, mlp_ratio: float = 4.0, qkv_bias: bool = False, drop: float = 0.0,
-                 attn_drop: float = 0.0) -> None:
+                 attn_drop: float = 0.0, norm_eps: float = AFFT_NORM_EPS) -> None:
+        """norm_eps: eps of both LayerNorms (AFFT: 1e-6; R3D: 1e-5)."""
         super().__init__()
-        self.norm1 = LayerNorm(dim)
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = Attention(dim, heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
-        self.norm2 = LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=drop)
 
     def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:

@@ -2,13 +2,18 @@
 
 From R3D (Kim, Kokilepersaud, Prabhushankar, AlRegib, "Countering Multi-modal Representation Collapse through
 Rank-targeted Fusion", WACV 2026, arXiv 2511.06450; github olivesgatech/R3D, `model/futr_safuser_batchnormalization.py`,
-method `CMFuser.token_fusion`), specified in METHODS.md §2. Class name here -> name in the paper / code:
+method `CMFuser.token_fusion`). Class name here -> name in the paper / code:
 
     RTF     "rtf": RTF followed by the SA-Fuser block with the cross-only mask (`fuser_block`), i.e. R3D's whole fuser.
             select=bn (default): RTF, BN-γ selection as in the released R3D code — BatchNorm1d(C) per modality over
             batch × time, the k = int(ratio·C) channels with the smallest |γ| (recomputed every forward, not
             differentiable, so a fixed set at inference), one α ∈ R^C shared by both directions, U[0,1) init, not
-            clamped: a'[..., I_a] = α·a + (1−α)·b (α weights the modality's own channel).
+            clamped: a'[..., I_a] = α·a + (1−α)·b (α weights the modality's own channel). Ties in |γ| go to the
+            lowest channel indices (a stable sort), where the released code's `torch.topk(largest=False)` leaves the
+            order of equal values unspecified; ties only occur before the second optimiser step (BN's γ starts at 1
+            everywhere and the first step moves each channel's γ by its own gradient). The SA-Fuser block after it
+            uses R3D's LayerNorm eps 1e-5; with copied weights the forward equals R3D's `CMFuser` (tests/
+            test_fusers.py checks it against an independent re-derivation to 1e-6).
             select=svd: RTF, SVD-energy selection as the paper text describes (the first author's "paper-style" RTF) —
             no BN; per sample and modality, without gradient and in float32 (also under autocast): centre over the
             tokens, SVD, I_c = Σ_{i<q} S_i² V_{c,i}² with q = min(svd_rank, T−1, C) (per-channel variance if the SVD
@@ -37,7 +42,7 @@ import torch
 import torch.nn as nn
 
 from ...registry import FUSERS
-from ..layers import masked_batch_norm
+from ..layers import R3D_NORM_EPS, masked_batch_norm
 from .base import Fuser, FuserOutput, bottom_k_mask, masked_mean
 from .safuser import SAFuserBlock
 
@@ -102,7 +107,8 @@ class RTF(Fuser):
                 raise ValueError(f"model.rtf.alpha_init must be in (0, 1) with alpha_param=sigmoid, got {alpha_init}")
             logit = 0.0 if alpha_init is None else math.log(alpha_init / (1.0 - alpha_init))
             self.alpha_logit = nn.Parameter(torch.full((2, dim), logit))  # row i: direction into modalities[i]
-        self.block = SAFuserBlock(dim, 2, heads, mlp_ratio, dropout, mask="cross") if fuser_block else None
+        self.block = SAFuserBlock(dim, 2, heads, mlp_ratio, dropout, mask="cross", norm_eps=R3D_NORM_EPS) \
+            if fuser_block else None
         self.last_selected: Dict[str, Tensor] = {}  # {m: (B, C) bool} channels blended in the last call
 
     def alphas(self) -> Tensor:

@@ -10,15 +10,18 @@ Action Anticipation", WACV 2023; github zeyun-zhong/AFFT, `models/fusion.py`), a
     SAFuser       "safuser": mask=full is AFFT's "SA-Fuser with modality token" (a learnable per-modality embedding
                   added to each token, unmasked attention); mask=cross is R3D's `CMFuser` (−inf on the diagonal: each
                   token attends only to the other modality)
-    SAFuserCross  "safuser_cross": R3D's fuser without RTF (mask forced to cross), to isolate RTF's contribution
+    SAFuserCross  "safuser_cross": R3D's fuser without RTF (mask forced to cross, LayerNorm eps 1e-5 as R3D), to
+                  isolate RTF's contribution
 
 Variant notes. AFFT's `ModalTokenCMFuser` prepends a modality-agnostic token and reads the fused feature from its
-output; here (METHODS.md §3) the modality token is an embedding added per modality and the fused feature is the mean of
+output; here the modality token is an embedding added per modality and the fused feature is the mean of
 the M modality tokens after the final LayerNorm, as in AFFT's `CMFuser` and R3D. The post-fusion per-modality tokens are
 those normalised block outputs (so `fused` is exactly their mean over the present modalities). Missing modality: its
 token is dropped from the keys (key-padding mask) and from the mean; a query whose every key would be masked (cross
 mask, other modality absent) attends to itself instead, so no softmax row is empty and nothing is NaN. Weights are
-initialised as in AFFT (trunc-normal 0.02 for Linear weights and the modality embedding, zero biases).
+initialised as in AFFT (trunc-normal 0.02 for Linear weights and the modality embedding, zero biases). LayerNorm eps:
+AFFT's 1e-6 for "safuser", R3D's 1e-5 (nn.LayerNorm's default) wherever the block is R3D's (safuser_cross, RTF,
+TokenFusion).
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ import torch.nn as nn
 from timm.layers import trunc_normal_
 
 from ...registry import FUSERS
-from ..layers import Block, LayerNorm
+from ..layers import AFFT_NORM_EPS, R3D_NORM_EPS, Block
 from .base import Fuser, FuserOutput, masked_mean
 
 Tensor = torch.Tensor
@@ -68,9 +71,11 @@ class SAFuserBlock(nn.Module):
     """Per-frame attention across modality tokens: (B, T, M, C) -> normalised (B, T, M, C)."""
 
     def __init__(self, dim: int, num_modalities: int = 2, heads: int = 8, mlp_ratio: float = 4.0,
-                 dropout: float = 0.1, mask: str = "cross", residual: bool = False) -> None:
+                 dropout: float = 0.1, mask: str = "cross", residual: bool = False,
+                 norm_eps: float = AFFT_NORM_EPS) -> None:
         """mask: "cross" (−inf diagonal) or "full" (adds a learnable per-modality embedding; no mask);
-        residual: add the block input to its output before the final LayerNorm (R3D's TokenFusion ablation)."""
+        residual: add the block input to its output before the final LayerNorm (R3D's TokenFusion ablation);
+        norm_eps: eps of every LayerNorm (AFFT: 1e-6; R3D's `CMFuser` and its transformer block: 1e-5)."""
         super().__init__()
         if mask not in MASKS:
             raise ValueError(f"SA-Fuser mask must be one of {MASKS}, got '{mask}' (model.safuser.mask)")
@@ -78,8 +83,8 @@ class SAFuserBlock(nn.Module):
         self.residual = residual
         self.modality_embed = nn.Parameter(torch.zeros(num_modalities, dim)) if mask == "full" else None
         self.drop = nn.Dropout(dropout)
-        self.block = Block(dim, heads=heads, mlp_ratio=mlp_ratio, qkv_bias=False)
-        self.norm = LayerNorm(dim)
+        self.block = Block(dim, heads=heads, mlp_ratio=mlp_ratio, qkv_bias=False, norm_eps=norm_eps)
+        self.norm = nn.LayerNorm(dim, eps=norm_eps)
         self.apply(_init_weights)
         if self.modality_embed is not None:
             trunc_normal_(self.modality_embed, std=0.02)
@@ -112,12 +117,15 @@ class SAFuser(Fuser):
     frame_local = True  # see Fuser.frame_local
     config_section = "safuser"
 
+    norm_eps = AFFT_NORM_EPS
+
     def __init__(self, dim: int, modalities: Sequence[str] = ("rgb", "depth"), mask: str = "full", heads: int = 8,
                  mlp_ratio: float = 4.0, dropout: float = 0.1) -> None:
         super().__init__(dim, modalities)
         if len(self.modalities) < 2:
             raise ValueError("fuser safuser needs at least two modalities (model.modalities)")
-        self.block = SAFuserBlock(dim, len(self.modalities), heads, mlp_ratio, dropout, mask=mask)
+        self.block = SAFuserBlock(dim, len(self.modalities), heads, mlp_ratio, dropout, mask=mask,
+                                  norm_eps=self.norm_eps)
 
     @property
     def last_attn(self) -> Optional[Tensor]:
@@ -136,6 +144,8 @@ class SAFuser(Fuser):
 @FUSERS.register("safuser_cross")
 class SAFuserCross(SAFuser):
     """R3D's SA-Fuser without RTF: cross-only mask (each modality token attends only to the other)."""
+
+    norm_eps = R3D_NORM_EPS  # R3D's LayerNorms (nn.LayerNorm's default), where AFFT uses 1e-6
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs["mask"] = "cross"

@@ -28,6 +28,7 @@ from typing import Dict, Optional, Sequence
 import torch
 
 from ...registry import FUSERS
+from ..layers import R3D_NORM_EPS
 from .base import Fuser, FuserOutput, bottom_k_mask, masked_mean
 from .safuser import SAFuserBlock
 
@@ -53,7 +54,7 @@ class TokenFusion(Fuser):
             raise ValueError(f"model.tokenfusion.ratio must be in [0, 1], got {ratio}")
         self.score = score
         self.k = int(ratio * dim)
-        self.block = SAFuserBlock(dim, 2, heads, mlp_ratio, dropout, mask="full", residual=True)
+        self.block = SAFuserBlock(dim, 2, heads, mlp_ratio, dropout, mask="full", residual=True, norm_eps=R3D_NORM_EPS)
         self.register_buffer("grad_score", torch.zeros(2, dim))  # running mean |dL/dx| per modality and channel
         self.register_buffer("grad_seen", torch.zeros(2, dtype=torch.bool))
         self.last_selected: Dict[str, Tensor] = {}  # {m: (B, C) bool} channels replaced in the last call
