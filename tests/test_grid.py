@@ -343,3 +343,37 @@ def test_benchmark_cli_tiny_grid(tmp_path):
     both = subprocess.run([sys.executable, str(REPO / "tools/benchmark.py"), "--frozen", "--quick", "--dry-run"],
                           capture_output=True, text=True, timeout=120, cwd=REPO)
     assert both.returncode == 2 and "--quick and --frozen are two presets" in both.stderr
+
+
+@pytest.mark.slow
+def test_grid_run_and_train_tool_with_the_same_config_give_bit_identical_weights(tmp_path):
+    """The benchmark's run of a variant is `tools/train.py` with the run's config: the same seed gives the same bits,
+    so a README number from the grid is the number `tools/train.py` reproduces (validation frequency included).
+    What does change the bits is the number of torch threads (float sums split differently) and the versions of the
+    libraries that touch pixels or weights (opencv's resize, the video decoder, torch); metrics.json records both."""
+    import torch
+    from safetensors.torch import load_file
+
+    from conftest import TINY_MODEL, run_tool
+
+    spec = G.GridSpec(variants=["rtf_bn"], noise=[0.0], seeds=[1], config=CONFIG, videos=6, epochs=2,
+                      overrides=[*TINY_MODEL, "synthetic.size=32", "synthetic.pairs_per_video=2",
+                                 "train.batch_size=4", "data.num_workers=0", "train.log_with=none",
+                                 "train.eval_every=2"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the tool below runs (conftest.single_thread_env): float sums in the same order
+    try:
+        rows = G.run_grid(spec, tmp_path / "grid", progress=False, reports=False)
+    finally:
+        torch.set_num_threads(threads)
+    run = Path(rows[0]["run_dir"])
+    # the same resolved config through the command line, validated every epoch instead (eval_every does not change
+    # the weights), into another folder
+    mine = tmp_path / "mine"
+    run_tool(["tools/train.py", "-c", str(run / "config.yaml"), "--work-dir", str(mine), "train.eval_every=1"])
+    a, b = load_file(str(run / "model.safetensors")), load_file(str(mine / "model.safetensors"))
+    assert a.keys() == b.keys() and len(a) > 20
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert json.loads((mine / "metrics.json").read_text())["action"] == \
+        json.loads((run / "metrics.json").read_text())["action"]

@@ -176,6 +176,24 @@ class StepLog:
                 f.write(json.dumps(record) + "\n")
 
 
+def environment(num_processes: int = 1) -> Dict[str, Any]:
+    """What a run's exact numbers depend on besides config and seed: torch threads, processes, library versions.
+
+    Two runs of one config and seed give bit-identical weights when these match (tests/test_grid.py); other thread
+    counts split float sums differently, and other versions of the libraries that touch pixels (opencv's resize, the
+    video decoders) or weights (torch, timm) move the last digits and, through training, a validation sample or two.
+    """
+    from importlib import metadata
+
+    versions = {}
+    for dist in ("r3d", "torch", "timm", "accelerate", "numpy", "opencv-python-headless", "decord2", "av"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return {"torch_threads": torch.get_num_threads(), "processes": int(num_processes), "versions": versions}
+
+
 def _tracking(cfg: Config) -> bool:
     return cfg.train.log_with not in (None, "none", "")
 
@@ -350,6 +368,7 @@ def train(cfg: Config, resume: Optional[str] = None) -> Dict[str, Any]:
         eval_model = ema.module if (ema is not None and cfg.train.eval_ema) else model
         metrics = protocol.evaluate(eval_model, val_loader, accelerator, cfg, collapse=cfg.eval.collapse)
     metrics["train_seconds"] = round(time.perf_counter() - t_start, 1)
+    metrics["environment"] = environment(accelerator.num_processes)
     metrics["data"] = {"train": dict(getattr(data.train, "stats", {})), "val": dict(getattr(data.val, "stats", {}))}
     if accelerator.is_main_process:
         final = ema.module if (ema is not None and cfg.train.eval_ema) else accelerator.unwrap_model(model)
