@@ -281,10 +281,10 @@ def test_frozen_protocol_extracts_each_token_cache_once_and_trains_from_it(tmp_p
     spec = _spec(variants=["concat", "rtf_bn", "depth_only"], noise=[0.0], seeds=[0, 1], frozen=True)
     G.run_grid(spec, tmp_path, progress=False, reports=False, train_fn=train, test_fn=fake.test,
                generate_fn=fake.generate, extract_fn=extract)
-    assert extracted == [("noise_0.0__seed_0__rgb+depth", 0, ("rgb", "depth")),
-                         ("noise_0.0__seed_0__depth", 0, ("depth",)),
-                         ("noise_0.0__seed_1__rgb+depth", 1, ("rgb", "depth")),
-                         ("noise_0.0__seed_1__depth", 1, ("depth",))]
+    assert extracted == [("noise_0.0__seed_0__depth", 0, ("depth",)),  # unimodal runs first: they are references
+                         ("noise_0.0__seed_0__rgb+depth", 0, ("rgb", "depth")),
+                         ("noise_0.0__seed_1__depth", 1, ("depth",)),
+                         ("noise_0.0__seed_1__rgb+depth", 1, ("rgb", "depth"))]
     assert trained_features["rtf_bn__noise_0.0__seed_1"] == "noise_0.0__seed_1__rgb+depth"
     assert trained_features["depth_only__noise_0.0__seed_0"] == "noise_0.0__seed_0__depth"
     shared = json.loads((tmp_path / "grid.json").read_text())["shared"]
@@ -307,7 +307,7 @@ def test_results_markdown_is_computed_from_the_csv(tmp_path):
     assert "**rtf_bn** vs concat, η = 0.0: did not change (within one std) the fused-token erank (+0.00 ± 0.00" in text
     main_epochs = load_config("configs/synthetic.yaml").train.epochs  # the experiment config's own value
     assert "**Reduced config**" in text and f"`train.epochs`: {main_epochs} → 2" in text
-    for png in ("accuracy_vs_noise.png", "fused_erank_vs_noise.png", "pooled_erank_vs_noise.png",
+    for png in ("top1_vs_best_plain.png", "kept_depth.png", "fused_erank.png", "pooled_erank.png",
                 "rtf_erank_before_after.png", "mutual_gain_vs_observed_noise_0.0.png", "reliance.png"):
         assert f"](plots/{png})" in text
         assert (tmp_path / "plots" / png).read_bytes().startswith(b"\x89PNG") and \
@@ -318,16 +318,25 @@ def test_results_markdown_is_computed_from_the_csv(tmp_path):
 @pytest.mark.slow
 def test_benchmark_cli_tiny_grid(tmp_path):
     out = tmp_path / "bench"
-    cmd = [sys.executable, str(REPO / "tools/benchmark.py"), "--config", CONFIG, "--variants", "concat", "--noise",
-           "0.0", "--seeds", "0", "--videos", "4", "--epochs", "1", "--workers", "1", "--out", str(out),
+    cmd = [sys.executable, str(REPO / "tools/benchmark.py"), "--config", CONFIG, "--variants", "concat,depth_only",
+           "--noise", "0.0", "--seeds", "0", "--videos", "4", "--epochs", "1", "--workers", "1", "--out", str(out),
            "synthetic.size=32", "synthetic.pairs_per_video=2", "data.img_size=32", "model.dim=32",
            "model.head_args.depth=1", "data.num_workers=0", "train.log_with=none", "train.batch_size=8",
            "train.warmup_epochs=0", "eval.batch_size=16"]
     first = r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert r.returncode == 0, r.stderr[-3000:]
     rows = G.read_rows(out / "runs.csv")
-    assert len(rows) == 1 and G.row_key(rows[0]) == ("concat", "0.0", "0")
-    row = rows[0]
+    assert [G.row_key(r) for r in rows] == [("depth_only", "0.0", "0"), ("concat", "0.0", "0")]  # reference first
+    row = rows[1]
+    # the collapse measure, written by tools/test.py from the depth-only run (eval.reference.depth)
+    kept = json.loads((out / "runs" / "concat__noise_0.0__seed_0" / "metrics_test.json").read_text())["collapse"]
+    kept = kept["kept"]["depth"]
+    assert kept["reference"].endswith("depth_only__noise_0.0__seed_0")
+    assert kept["top1_without_other"] == pytest.approx(float(row["no_rgb_top1"]), abs=1e-4)
+    assert kept["unimodal_top1"] == pytest.approx(float(rows[0]["action_top1"]), abs=1e-4)
+    ref = kept["unimodal_top1"]  # a 1-epoch depth-only model may score 0: the fraction is then NaN, not an error
+    assert (math.isnan(kept["fraction"]) and row["kept_depth"] == "nan") if ref == 0 else \
+        float(row["kept_depth"]) == pytest.approx(kept["top1_without_other"] / ref, abs=1e-6)
     for k in ("verb", "noun", "action"):
         assert 0.0 <= float(row[f"{k}_top1"]) <= float(row[f"{k}_top5"]) <= 100.0
     assert float(row["erank_fused"]) >= 1.0 and float(row["train_seconds"]) > 0
@@ -335,11 +344,11 @@ def test_benchmark_cli_tiny_grid(tmp_path):
     text = (out / "results.md").read_text()
     assert "| concat | 0.0 | 1 |" in text and "`synthetic.videos`: 160 → 4" in text
     assert (out / "runs" / "concat__noise_0.0__seed_0" / "report.md").is_file()
-    assert (out / "plots" / "accuracy_vs_noise.png").stat().st_size > 2000
-    # resumable: a second call finds the run in the CSV and trains nothing
+    assert (out / "plots" / "kept_depth.png").stat().st_size > 2000
+    # resumable: a second call finds the runs in the CSV and trains nothing
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
-    assert r.returncode == 0 and len(G.read_rows(out / "runs.csv")) == 1
-    assert "epoch 1:" not in r.stdout and "epoch 1:" in first.stdout
+    assert r.returncode == 0 and len(G.read_rows(out / "runs.csv")) == 2
+    assert "epoch 1/1:" not in r.stdout and "epoch 1/1:" in first.stdout
     both = subprocess.run([sys.executable, str(REPO / "tools/benchmark.py"), "--frozen", "--quick", "--dry-run"],
                           capture_output=True, text=True, timeout=120, cwd=REPO)
     assert both.returncode == 2 and "--quick and --frozen are two presets" in both.stderr

@@ -2,38 +2,46 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from ..viz import plots
 from .records import PathLike, row_key
-from .stats import aggregate, mean_curve, noises_in, variants_in
-from .variants import ERANK_REFERENCES
+from .claims import best_plain, with_kept
+from .stats import aggregate, compare, mean_curve, noises_in, variants_in
+from .variants import ERANK_REFERENCES, UNIMODAL
 
 
 def write_plots(rows: Sequence[Mapping[str, Any]], folder: PathLike) -> Dict[str, Path]:
     """The benchmark's PNGs from CSV rows: {name: path}."""
     folder = Path(folder)
+    rows = with_kept(rows)  # the collapse measure, also where a row has only the unimodal runs to derive it from
     agg = aggregate(rows)
     variants, noises = variants_in(rows), noises_in(rows)
     out: Dict[str, Path] = {}
 
-    def series(metric: str) -> Dict[str, Tuple[List[float], List[Optional[float]], List[Optional[float]]]]:
-        res = {}
-        for v in variants:
-            ns = [n for n in noises if (v, n) in agg and agg[(v, n)][metric].mean is not None]
-            if ns:
-                res[v] = ([float(n) for n in ns], [agg[(v, n)][metric].mean for n in ns],
-                          [agg[(v, n)][metric].std for n in ns])
-        return res
+    def bars(metric: str, skip=()) -> Dict[str, Dict[str, Tuple[Optional[float], Optional[float]]]]:
+        return {f"η = {n}": {v: (agg[(v, n)][metric].mean, agg[(v, n)][metric].std) for v in variants
+                             if (v, n) in agg and v not in skip and agg[(v, n)][metric].mean is not None}
+                for n in noises}
 
-    out["accuracy"] = plots.plot_metric_vs_noise(series("action_top1"), folder / "accuracy_vs_noise.png",
-                                                 "action top-1 (%)", "Action top-1 vs depth noise (mean ± std)")
-    out["fused_erank"] = plots.plot_metric_vs_noise(series("erank_fused"), folder / "fused_erank_vs_noise.png",
-                                                    "fused-token effective rank",
-                                                    "Fused effective rank vs depth noise (per sample, mean ± std)")
-    out["pooled_erank"] = plots.plot_metric_vs_noise(series("pooled_erank"), folder / "pooled_erank_vs_noise.png",
-                                                     "pooled effective rank (N, C)",
-                                                     "Pooled fused representation's erank vs depth noise")
+    diffs: Dict[str, Dict[str, Tuple[Optional[float], Optional[float]]]] = {}
+    for n in noises:
+        best = best_plain(rows, n)
+        others = [v for v in variants if best is not None and v != best and v not in UNIMODAL]
+        comps = {v: compare(rows, v, best, n) for v in others}
+        diffs[f"η = {n}, vs {best}"] = {v: (c.diff, c.std) for v, c in comps.items() if c is not None}
+    out["accuracy"] = plots.plot_panel_bars(
+        diffs, folder / "top1_vs_best_plain.png", "action top-1 − best plain fuser (points)",
+        "Action top-1 against the best plain fuser at each η (paired by seed, mean ± std)")
+    out["kept_depth"] = plots.plot_panel_bars(
+        bars("kept_depth", skip=UNIMODAL), folder / "kept_depth.png", "top-1 without RGB / depth-only top-1",
+        "Collapse measure: what each fused model keeps of the depth stream (mean ± std)",
+        lines=((0.0, "-"), (1.0, "--"), (0.9, ":")))
+    out["fused_erank"] = plots.plot_panel_bars(bars("erank_fused", skip=UNIMODAL), folder / "fused_erank.png",
+                                               "fused-token effective rank", "Fused effective rank (per sample)")
+    out["pooled_erank"] = plots.plot_panel_bars(bars("pooled_erank", skip=UNIMODAL), folder / "pooled_erank.png",
+                                                "pooled effective rank (N, C)",
+                                                "Pooled fused representation's effective rank")
     shown = [v for v in variants if v.startswith("rtf")] + [v for v in ERANK_REFERENCES if v in variants]
     panels = {f"η = {n}": {v: {m: (agg[(v, n)][f"erank_pre_{m}"].mean, agg[(v, n)][f"erank_post_{m}"].mean)
                                for m in ("rgb", "depth")} for v in shown if (v, n) in agg} for n in noises}

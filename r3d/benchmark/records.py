@@ -46,8 +46,8 @@ COLUMNS: List[str] = (
     + ["erank_pre_rgb", "erank_post_rgb", "erank_pre_depth", "erank_post_depth", "erank_fused", "gain_rgb",
        "gain_depth", "H", "pooled_rank", "pooled_erank", "pooled_rank_centered", "pooled_erank_centered",
        "reliance_top1", "no_rgb_top1", "no_rgb_drop", "no_rgb_rel_drop_pct", "no_depth_top1", "no_depth_drop",
-       "no_depth_rel_drop_pct", "diag_share_pct", "diag_seconds", "eval_seconds", "train_seconds", "test_seconds",
-       "obs_fractions", "obs_fused", "obs_H", "run_dir"]
+       "no_depth_rel_drop_pct", "kept_depth", "kept_rgb", "diag_share_pct", "diag_seconds", "eval_seconds",
+       "train_seconds", "test_seconds", "obs_fractions", "obs_fused", "obs_H", "run_dir"]
 )
 
 
@@ -138,6 +138,8 @@ def row_from_metrics(run: Run, cfg: Config, train_metrics: Mapping, test_metrics
         row[f"no_{m}_drop"] = v.get("drop")
         rd = v.get("relative_drop")
         row[f"no_{m}_rel_drop_pct"] = None if rd is None else 100.0 * float(rd)
+    for m, v in (col.get("kept") or {}).items():  # the collapse measure (needs the unimodal references)
+        row[f"kept_{m}"] = v.get("fraction")
     share = col.get("share_of_eval_time")
     row["diag_share_pct"] = None if share is None else 100.0 * float(share)
     row["diag_seconds"] = col.get("seconds")

@@ -6,16 +6,18 @@ import os
 from pathlib import Path
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
+from .claims import claim_beats_best_plain, claim_keeps_depth, remedy_rows
 from .plots import write_plots
 from .records import PathLike, read_rows, row_key
 from .stats import (Stat, aggregate, erank_verdict, noises_in, rtf_verdict, variants_in)
-from .variants import ERANK_REFERENCES, RTF_VARIANTS, is_baseline
+from .variants import ERANK_REFERENCES, RTF_VARIANTS, default_variant, is_baseline
 
 
 TABLE = (("action_top1", "action top-1", 2), ("action_top5", "action top-5", 2), ("action_mt5r", "action MT5R", 2),
          ("verb_top1", "verb top-1", 2), ("noun_top1", "noun top-1", 2), ("erank_fused", "fused erank", 2),
          ("pooled_erank", "pooled erank", 2), ("H", "H", 3), ("no_rgb_rel_drop_pct", "−rgb drop %", 1),
-         ("no_depth_rel_drop_pct", "−depth drop %", 1), ("train_seconds", "train s", 0))
+         ("no_depth_rel_drop_pct", "−depth drop %", 1), ("kept_depth", "kept depth", 3), ("kept_rgb", "kept rgb", 3),
+         ("train_seconds", "train s", 0))
 COLLAPSE_TABLE = (("erank_pre_rgb", "rgb before", 2), ("erank_post_rgb", "rgb after", 2),
                   ("erank_pre_depth", "depth before", 2), ("erank_post_depth", "depth after", 2),
                   ("gain_rgb", "gain rgb", 3), ("gain_depth", "gain depth", 3), ("H", "H", 3),
@@ -74,6 +76,7 @@ def results_markdown(rows: Sequence[Mapping[str, Any]], grid: Optional[Mapping[s
               "verdict's margin is the mean ± std over seeds of the paired difference (same seed, same data); a "
               "margin within one std counts as a tie.", ""]
 
+    lines += collapse_section(rows, noises, grid.get("config"))
     lines += ["## Did RTF beat every baseline?", "",
               "Baselines: every variant that is not RTF (" + ", ".join(v for v in variants if is_baseline(v))
               + "). Metric: action top-1 (%).", ""]
@@ -115,8 +118,9 @@ def results_markdown(rows: Sequence[Mapping[str, Any]], grid: Optional[Mapping[s
     if plot_paths:
         base = base or Path(".")
         lines += ["## Plots", ""]
-        titles = {"accuracy": "Action top-1 vs depth noise", "fused_erank": "Fused effective rank vs depth noise",
-                  "pooled_erank": "Pooled effective rank vs depth noise (EBR Fig. 5 shape)",
+        titles = {"accuracy": "Action top-1 against the best plain fuser (paired by seed)",
+                  "kept_depth": "Collapse measure: top-1 without RGB / depth-only top-1",
+                  "fused_erank": "Fused effective rank", "pooled_erank": "Pooled effective rank",
                   "before_after": "Per-modality erank before and after fusion (RTF and references)",
                   "reliance": "Reliance: relative drop without rgb / without depth"}
         for key, path in plot_paths.items():
@@ -124,6 +128,29 @@ def results_markdown(rows: Sequence[Mapping[str, Any]], grid: Optional[Mapping[s
             lines += [f"### {title}", "", f"![{title}]({os.path.relpath(path, base)})", ""]
     lines += ["Every run: `runs.csv` (one row per run) and `runs/<variant>__noise_<η>__seed_<s>/report.md`.", ""]
     return "\n".join(lines)
+
+
+def collapse_section(rows: Sequence[Mapping[str, Any]], noises: Sequence[str], config: Optional[str]) -> List[str]:
+    """results.md's section on collapse: the remedies against the best plain fuser at every η, and the claims."""
+    lines = ["## Collapse and the remedies", "",
+             "**kept depth** = action top-1 with RGB removed at test time / top-1 of the depth-only model of the same "
+             "seed and η (1.0: the fused model kept all the depth stream gives on its own; near 0: depth collapsed). "
+             "Each remedy against the best plain fuser at that η (the fuser without a remedy with the highest mean "
+             "top-1), differences paired by seed.", ""]
+    table = ["| η | remedy | best plain fuser | full top-1 − best plain | kept depth | kept depth, best plain | "
+             "kept − best plain |", "|---|---|---|---|---|---|---|"]
+    for n in noises:
+        for r in remedy_rows(rows, n):
+            table.append(f"| {n} | {r.variant} | {r.best_plain} | {r.top1.text() if r.top1 else '—'} | "
+                         f"{fmt_stat(r.kept, 3)} | {fmt_stat(r.kept_plain, 3)} | "
+                         f"{r.kept_diff.text(3) if r.kept_diff else '—'} |")
+    lines += (table if len(table) > 2 else ["Not measured: the grid has no remedy or no plain fuser."]) + [""]
+    default = default_variant(config) if config else None
+    if default:
+        lines += [f"Claims about r3d's default (`{default}`, the model `{config}` trains):", "",
+                  f"- {claim_keeps_depth(rows, default).line()}", f"- {claim_beats_best_plain(rows, default).line()}",
+                  ""]
+    return lines
 
 
 def write_results(out: PathLike) -> Path:

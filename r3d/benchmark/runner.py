@@ -30,16 +30,18 @@ from ..engine.tester import test
 from ..engine.trainer import train
 from ..viz.report import write_run_report
 from .records import PathLike, Run, append_row, noise_tag, read_rows, row_from_metrics, row_key
-from .variants import GridSpec, variant_overrides
+from .variants import UNIMODAL, GridSpec, variant_overrides
 
 _logger = logging.getLogger("r3d.benchmark")
 
 
 def grid_runs(spec: GridSpec) -> List[Run]:
-    """Every run of `spec`, noise level outermost (one dataset at a time), then seed, then variant."""
+    """Every run of `spec`: noise level outermost (one dataset at a time), then seed, then the unimodal variants before
+    the others (their results are the references of the collapse measure, `eval.reference`), then the rest in order."""
     for v in spec.variants:
         variant_overrides(v)
-    return [Run(v, float(n), int(s)) for n in spec.noise for s in spec.seeds for v in spec.variants]
+    order = [v for v in spec.variants if v in UNIMODAL] + [v for v in spec.variants if v not in UNIMODAL]
+    return [Run(v, float(n), int(s)) for n in spec.noise for s in spec.seeds for v in order]
 
 
 def dataset_root(out: PathLike, noise: float) -> Path:
@@ -61,6 +63,9 @@ def run_config(spec: GridSpec, run: Run, out: PathLike, features: bool = True) -
     with `spec.frozen` the token cache unless `features` is False: the config that extracts it)."""
     per_run = [f"seed={int(run.seed)}", f"work_dir={run_dir(out, run)}", f"data.root={dataset_root(out, run.noise)}",
                f"synthetic.depth_noise={float(run.noise)}", "data.generate_if_missing=false"]
+    if run.variant not in UNIMODAL:  # the unimodal runs of the same noise level and seed measure what each stream gives
+        per_run += [f"eval.reference.{m}={run_dir(out, Run(ref, run.noise, run.seed))}"
+                    for ref, m in UNIMODAL.items() if ref in spec.variants]
     overrides = [*spec.base_overrides(), *variant_overrides(run.variant), *per_run]
     cfg = load_config(spec.config, overrides)
     if spec.frozen and features:
@@ -68,7 +73,8 @@ def run_config(spec: GridSpec, run: Run, out: PathLike, features: bool = True) -
     return cfg
 
 
-PER_RUN_KEYS = ("seed", "work_dir", "data.root", "synthetic.depth_noise", "data.generate_if_missing", "data.features")
+PER_RUN_KEYS = ("seed", "work_dir", "data.root", "synthetic.depth_noise", "data.generate_if_missing", "data.features",
+                "eval.reference.rgb", "eval.reference.depth")
 
 
 def shared_settings(spec: GridSpec) -> Dict[str, Any]:

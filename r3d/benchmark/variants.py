@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
+from ..config import ConfigError, load_config
+
 VARIANTS: Dict[str, Tuple[str, ...]] = {
     "concat": ("model.fuser=concat",),
     "sum": ("model.fuser=sum",),
@@ -20,6 +22,8 @@ VARIANTS: Dict[str, Tuple[str, ...]] = {
     "rgb_only": ("model.modalities=[rgb]",),
     "depth_only": ("model.modalities=[depth]",),
 }
+UNIMODAL = {"rgb_only": "rgb", "depth_only": "depth"}  # reference variants and the stream each one is trained on
+PLAIN_FUSERS = ("concat", "sum", "late", "safuser", "safuser_cross", "tokenfusion", "cen")  # no anti-collapse remedy
 RTF_VARIANTS = ("rtf_bn", "rtf_svd")  # judged against every baseline
 ERANK_REFERENCES = ("safuser_cross", "concat")  # RTF's fused erank is compared with these
 
@@ -73,6 +77,19 @@ QUICK = dict(variants=["concat", "rtf_bn", "rgb_only"], noise=[0.0, 1.0], seeds=
 FROZEN = dict(variants=list(VARIANTS), noise=[0.0, 0.5, 1.0], seeds=[0, 1, 2], videos=None, epochs=30,
               overrides=["train.log_with=none"], frozen=True)
 PRESETS = {"full": FULL, "quick": QUICK, "frozen": FROZEN}
+
+
+def default_variant(config: str) -> Optional[str]:
+    """The variant that `config` itself trains (its overrides leave the config unchanged), or None: r3d's default
+    for `configs/synthetic.yaml`. Derived from the config, so the claims follow a change of the default."""
+    try:
+        base = load_config(config)
+    except (ConfigError, FileNotFoundError, OSError):
+        return None
+    for name, overrides in VARIANTS.items():
+        if load_config(config, list(overrides)) == base:
+            return name
+    return None
 
 
 def variant_overrides(name: str) -> List[str]:

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from ..data.clip import RGBDClip, clip_depth_settings
 from ..data.errors import DataError
+from ..viz.overlay import OverlayWriter
 from .builder import checkpoint_depth, load_trained_model
 from .checkpoint import PathLike, config_from_meta, write_text_atomic
 from .stream import StreamingAnticipator
@@ -117,8 +118,6 @@ def run_demo(checkpoint: PathLike, rgb: PathLike, depth: Optional[PathLike] = No
     stride = engine.default_stride() if stride is None else int(stride)
     overlay = None
     if video is not None:
-        from ..viz.overlay import OverlayWriter
-
         overlay = OverlayWriter(video, clip.fps, (clip.height, clip.width), num_frames=clip.num_frames,
                                 topk=topk, depth_range=engine.depth_range, window_seconds=engine.tau_o)
     steps: List[Dict[str, Any]] = []

@@ -30,7 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..metrics.anticipation import anticipation_metrics
-from ..metrics.collapse import CollapseAccumulator, PrefixFn, token_sets
+from ..metrics.collapse import CollapseAccumulator, PrefixFn, modality_reliance, token_sets
 
 Tensor = torch.Tensor
 LABEL_KEYS = ("verb", "noun", "action")
@@ -193,8 +193,6 @@ def evaluate(model: torch.nn.Module, loader, accelerator, collapse: bool = False
     pass and from the same tokens (module docstring), and reports action top-1 and its relative drop (a model whose
     accuracy does not move when depth is removed relies on RGB only).
     """
-    from ..metrics.collapse import modality_reliance
-
     preds = predict(model, loader, accelerator, drop_modality=drop_modality, collapse=collapse,
                     observed_fractions=observed_fractions, reliance=reliance)
     result: Dict[str, Any] = dict(metrics_of(preds))

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Dict
 
 from ..config import Config
+from ..viz.report import write_run_report
 from .checkpoint import find_latest
 from .tester import test
 from .trainer import train
@@ -15,8 +16,6 @@ _logger = logging.getLogger("r3d")
 
 def run_main_job(cfg: Config) -> Dict[str, Any]:
     """Generate (if absent) → train (resuming an interrupted run in the same work_dir) → test → report.md."""
-    from ..viz.report import write_run_report
-
     work_dir = Path(cfg.work_dir)
     resume = "auto" if find_latest(work_dir / "checkpoints") is not None else None
     train_metrics = train(cfg, resume=resume)

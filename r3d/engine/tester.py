@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 from ..config import Config, apply_overrides, load_config
+from ..metrics.collapse import kept_fraction
 from .builder import build_data, load_trained_model
 from .checkpoint import config_from_meta, has_meta, load_meta, run_config_near, write_text_atomic
+from .export import export_predictions_ek100
 from .extract import check_model_matches_cache
 from .protocols import build_protocol
 from .trainer import make_accelerator
@@ -30,6 +32,22 @@ def check_vocabulary(meta: Dict[str, Any], info: Any, root: str) -> None:
             f"{root}: the action vocabulary (pairs in train.csv order, or annotations/actions.csv) differs from the "
             "checkpoint's; add the checkpoint's actions.csv to the dataset"
         )
+
+
+def reference_top1(path: str) -> float:
+    """Action top-1 (%) of a unimodal reference: a metrics JSON, or a run folder (its metrics_test.json, else its
+    metrics.json). A missing file or key is a one-line error naming it and the config key."""
+    p = Path(path)
+    files = [p] if p.suffix == ".json" else [p / "metrics_test.json", p / "metrics.json"]
+    for f in files:
+        if f.is_file():
+            try:
+                return float(json.loads(f.read_text())["action"]["top1"])
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{f}: no action top-1 in it ({type(e).__name__}: {e}); eval.reference.* must name "
+                                 f"a metrics JSON of tools/test.py or tools/train.py") from None
+    raise FileNotFoundError(f"eval.reference: {path} has no metrics_test.json / metrics.json; train and test the "
+                            f"unimodal model first, or set the key to null")
 
 
 def checkpoint_config(checkpoint: str, config: Optional[str] = None, overrides: Sequence[str] = ()) -> Config:
@@ -68,13 +86,16 @@ def test(cfg: Config, checkpoint: str, out: Optional[str] = None, drop_modality:
     metrics = protocol.evaluate(model, loader, accelerator, cfg, collapse=do_collapse, reliance=do_collapse,
                             observed_fractions=cfg.eval.observed_fractions if do_collapse else (),
                             drop_modality=drop_modality)
+    refs = {m: p for m, p in dict(cfg.eval.reference).items() if p}
+    reliance = (metrics.get("collapse") or {}).get("reliance")
+    if refs and reliance:  # the collapse measure: what the fused model keeps of each stream alone
+        kept = kept_fraction(reliance, {m: reference_top1(p) for m, p in refs.items()})
+        metrics["collapse"]["kept"] = {m: {**v, "reference": refs[m]} for m, v in kept.items()}
     metrics["checkpoint"] = str(checkpoint)
     metrics["split"] = cfg.data.val_split
     metrics["num_processes"] = accelerator.num_processes
     metrics["data"] = dict(getattr(data.val, "stats", {}))
     if export_ek100:
-        from .export import export_predictions_ek100
-
         export_predictions_ek100(model, loader, accelerator, data, cfg, export_ek100)
         metrics["ek100_export"] = str(export_ek100)
     if accelerator.is_main_process:

@@ -40,7 +40,7 @@ SIGMA_EPS = 1e-12
 __all__ = [
     "effective_rank", "mean_effective_rank", "numerical_rank", "pooled_effective_rank", "mutual_rank_gain",
     "modality_reliance", "erank_vs_observed", "observed_length", "token_sets", "CollapseAccumulator",
-    "mutual_gain_curve", "reliance_without",
+    "mutual_gain_curve", "reliance_without", "kept_fraction",
 ]
 
 
@@ -429,4 +429,32 @@ def mutual_gain_curve(curves: Optional[Mapping]) -> List[Optional[float]]:
             out.append(None)
             continue
         out.append(mutual_rank_gain(b, a)["H"])
+    return out
+
+
+def kept_fraction(reliance: Optional[Mapping], unimodal_top1: Mapping[str, float]) -> Dict[str, Dict[str, Any]]:
+    """The collapse measure: what a fused model keeps of each stream when the other is removed at test time.
+
+    For modality m with a unimodal reference (a model of the same kind trained on m alone, action top-1 in %), kept[m]
+    = top-1 of the fused model with every *other* modality removed / the reference's top-1. 1.0 means the fused model
+    kept everything m can give on its own; near chance / reference means m collapsed (the fused model ignores it).
+    Two modalities only (the other one is the one removed).
+
+    Args:
+        reliance: a `collapse.reliance` block ({"without": {m: {"top1": ...}}}).
+        unimodal_top1: {m: action top-1 % of the model trained on m alone}.
+    Returns:
+        {m: {"top1_without_other": %, "unimodal_top1": %, "fraction": ratio (NaN when the reference is 0)}}.
+    """
+    without = reliance_without(reliance)
+    out: Dict[str, Dict[str, Any]] = {}
+    if len(without) != 2:
+        return out
+    for m, ref in unimodal_top1.items():
+        others = [o for o in without if o != m]
+        if m not in without or len(others) != 1 or ref is None:
+            continue
+        top1 = float(without[others[0]]["top1"])
+        out[m] = {"top1_without_other": top1, "unimodal_top1": float(ref),
+                  "fraction": top1 / float(ref) if float(ref) > 0 else math.nan}
     return out

@@ -20,7 +20,7 @@ Series = Tuple[Sequence[float], Sequence[Optional[float]], Optional[Sequence[Opt
 
 __all__ = [
     "plot_erank_vs_observed", "plot_mutual_gain_vs_observed", "plot_reliance", "plot_reliance_drops",
-    "plot_metric_vs_noise", "plot_erank_before_after",
+    "plot_metric_vs_noise", "plot_erank_before_after", "plot_panel_bars",
 ]
 
 
@@ -261,4 +261,38 @@ def plot_erank_before_after(panels: Mapping[str, Mapping[str, Mapping[str, Tuple
         ax.legend(fontsize=7)
         ax.set_title(name, fontsize=10)
     fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def plot_panel_bars(panels: Mapping[str, Mapping[str, Tuple[Optional[float], Optional[float]]]], path: PathLike,
+                    xlabel: str, title: str = "", lines: Sequence[Tuple[float, str]] = ((0.0, "-"),)) -> Path:
+    """Small multiples of horizontal bars: one panel per key of `panels` (e.g. a noise level), one bar per variant
+    with its mean and an error bar of ± std, and vertical reference lines at `lines` (value, linestyle).
+
+    Bars of different variants never overlap, so a dozen variants stay readable where a dozen lines over noise would
+    not (paired differences against a reference: the reference line is 0).
+    """
+    names = list(dict.fromkeys(v for panel in panels.values() for v in panel))
+    if not panels or not names:
+        fig, (ax,) = _figure()
+        _empty(ax)
+        return _save(fig, path)
+    fig, axes = _figure(4.2, 0.9 + 0.32 * len(names), ncols=len(panels))
+    colors = _colors(names)
+    for ax, (label, panel) in zip(axes, panels.items()):
+        ys = list(range(len(names)))[::-1]
+        for y, v in zip(ys, names):
+            mean, std = panel.get(v, (None, None))
+            if _ok(mean):
+                ax.barh(y, mean, xerr=_nan(std) if _ok(std) else None, color=colors[v], height=0.7, capsize=2)
+        for x, style in lines:
+            ax.axvline(x, color="black", linestyle=style, linewidth=0.8)
+        ax.set_yticks(ys)
+        ax.set_yticklabels(names if ax is axes[0] else [""] * len(names), fontsize=8)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return _save(fig, path)

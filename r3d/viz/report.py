@@ -160,7 +160,7 @@ def _collapse(run: Path, name: Optional[str], col: Optional[Mapping]) -> List[st
     pre, post, gain = col.get("erank_pre") or {}, col.get("erank_post") or {}, col.get("gain") or {}
     mods = [m for m in ("rgb", "depth") if m in pre or m in post] + sorted(set(pre) - {"rgb", "depth"})
     lines += [f"From `{name}`: mean over {fmt(col.get('num_samples'))} samples of the per-sample effective rank of "
-              "the (T, C) tokens (METHODS.md §1).", ""]
+              "the (T, C) tokens (singular values σ, p = σ/Σσ, erank = exp(−Σ p log p)).", ""]
     rows = [["erank before fusion"] + [fmt(pre.get(m)) for m in mods],
             ["erank after fusion"] + [fmt(post.get(m)) for m in mods],
             ["gain (after − before)"] + [fmt(gain.get(m), 3) for m in mods]]
@@ -198,7 +198,20 @@ def _reliance(run: Path, col: Optional[Mapping]) -> List[str]:
              for m, v in without.items()]
     lines += _table(["evaluation", "action top-1", "drop (points)", "relative drop"], rows) + [""]
     plots.plot_reliance(rel.get("top1"), {m: v.get("top1") for m, v in without.items()}, run / PNG["reliance"])
-    return lines + [f"![modality reliance]({PNG['reliance']})", ""]
+    lines += [f"![modality reliance]({PNG['reliance']})", ""]
+    kept = _get(col, "kept")
+    if isinstance(kept, Mapping) and kept:
+        lines += ["**Collapse measure** — what this model keeps of each stream: its top-1 with the other stream "
+                  "removed, as a fraction of a model trained on that stream alone (1.0 = all the stream can give; "
+                  "near 0 = the stream collapsed).", ""]
+        krows = [[m, fmt(v.get("top1_without_other")), fmt(v.get("unimodal_top1")), fmt(v.get("fraction"), 3),
+                  f"`{v.get('reference')}`"] for m, v in kept.items()]
+        lines += _table(["stream kept", "top-1 without the other", "trained alone", "fraction", "reference"],
+                        krows) + [""]
+    else:
+        lines += [f"Collapse measure (top-1 without the other stream / a unimodal model's top-1): {NOT_MEASURED} "
+                  "(set eval.reference.rgb / eval.reference.depth to unimodal runs and re-run tools/test.py).", ""]
+    return lines
 
 
 def _observed(run: Path, col: Optional[Mapping]) -> List[str]:
