@@ -9,13 +9,14 @@ One concept per module:
 | `runner` | `run_grid`: datasets, training, testing, one CSV row per run, resumable |
 | `stats` | mean ± std over seeds, paired differences and verdicts (`compare`, `rtf_verdict`, `erank_verdict`) |
 | `plots` | the PNGs, from runs.csv |
-| `results` | results.md, from runs.csv and grid.json (`write_results`) |
+| `results` | results.md, from runs.csv and grid.json (`write_results`, `results_page`) |
+| `pages` | README and docs pages that quote result files: markers re-rendered from the files (`render_page`) |
 
-`tools/benchmark.py` is the command-line front end.
+`tools/benchmark.py` is the command-line front end; `tools/render_docs.py` re-renders the pages.
 """
 from .records import (COLUMNS, LABELS, Run, append_row, noise_tag, num, num_list, read_rows,  # noqa: F401
                       row_from_metrics, row_key)
-from .results import fmt_stat, results_markdown, write_results  # noqa: F401
+from .results import fmt_stat, results_markdown, results_page, write_results  # noqa: F401
 from .runner import (check_grid_file, dataset_root, features_root, grid_runs, run_config, run_dir,  # noqa: F401
                      run_grid)
 from .stats import (Comparison, Stat, Verdict, aggregate, compare, erank_verdict, mean_curve, mean_std,  # noqa: F401

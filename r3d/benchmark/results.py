@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 from .claims import claim_beats_best_plain, claim_keeps_depth, remedy_rows
-from .plots import write_plots
+from .plots import plot_paths, write_plots
 from .records import PathLike, read_rows, row_key
 from .stats import (Stat, aggregate, erank_verdict, noises_in, rtf_verdict, variants_in)
 from .variants import ERANK_REFERENCES, RTF_VARIANTS, default_variant, is_baseline
@@ -153,15 +153,23 @@ def collapse_section(rows: Sequence[Mapping[str, Any]], noises: Sequence[str], c
     return lines
 
 
+def results_page(out: PathLike) -> str:
+    """The text of OUT/results.md as `write_results` writes it from OUT/runs.csv and OUT/grid.json, without drawing the
+    plots (to check that a committed results.md is up to date)."""
+    out = Path(out)
+    rows = read_rows(out / "runs.csv")
+    grid = json.loads((out / "grid.json").read_text()) if (out / "grid.json").is_file() else {}
+    return results_markdown(rows, grid, plot_paths(rows, out / "plots") if rows else {}, base=out)
+
+
 def write_results(out: PathLike) -> Path:
     """OUT/results.md and OUT/plots/*.png from OUT/runs.csv (and OUT/grid.json for the settings)."""
     out = Path(out)
     rows = read_rows(out / "runs.csv")
-    grid = json.loads((out / "grid.json").read_text()) if (out / "grid.json").is_file() else {}
-    paths = write_plots(rows, out / "plots") if rows else {}
-    text = results_markdown(rows, grid, paths, base=out)
+    if rows:
+        write_plots(rows, out / "plots")
     path = out / "results.md"
     tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(text)
+    tmp.write_text(results_page(out))
     os.replace(tmp, path)
     return path
