@@ -103,9 +103,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         runs = run_commands(commands, work, logs)
     out = Path(args.out)
     result = json.loads(out.read_text()) if out.is_file() else {}  # --only updates its commands, keeps the others
+    tool = " ".join(["python -m benchmarks.commands", *(argv if argv is not None else sys.argv[1:])])
     for key, rec in runs.items():
-        result[key] = {**rec, **where, "load_avg_1m_after": round(os.getloadavg()[0], 2),
-                       "tool": " ".join(["python -m benchmarks.commands", *(argv if argv is not None else sys.argv[1:])])}
+        result[key] = {**rec, **where, "load_avg_1m_after": round(os.getloadavg()[0], 2), "tool": tool}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out}")

@@ -66,7 +66,7 @@ def random_batch(cfg: Config, batch_size: int, seed: int = 0) -> Dict[str, Any]:
 
 
 def has_dataset(root: PathLike) -> bool:
-    """Whether `root` holds a DATA-FORMAT ROOT with train and val annotations."""
+    """Whether `root` holds a folder-format ROOT (docs/data.md) with train and val annotations."""
     a = Path(root) / "annotations"
     return (a / "train.csv").is_file() and (a / "val.csv").is_file() and (Path(root) / "videos").is_dir()
 

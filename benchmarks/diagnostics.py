@@ -1,6 +1,6 @@
 """P6: the effective-rank diagnostics' share of an evaluation pass.
 
-What counts (decided here, stated in the README): P6 is the *effective-rank* diagnostics — per-sample erank of the rgb
+What counts (decided here; docs/performance.md): P6 is the *effective-rank* diagnostics — per-sample erank of the rgb
 and depth tokens before and after fusion and of the fused tokens, erank against the observed fraction over
 `eval.observed_fractions`, the pooled (N, C) numerical rank and erank, gains and H: everything
 `CollapseAccumulator` does (`collapse.seconds`), including any re-fusion of truncated windows that the model needs

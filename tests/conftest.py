@@ -26,7 +26,7 @@ TINY_RUN = ["train.batch_size=2", "eval.batch_size=2", "data.num_workers=0", "tr
 
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory) -> Path:
-    """A tiny synthetic ROOT (DATA-FORMAT.md layout: mp4 videos, 16-bit PNG depth, EK100-style CSVs). Read-only:
+    """A tiny synthetic ROOT (docs/data.md folder format: mp4 videos, 16-bit PNG depth, EK100-style CSVs). Read-only:
     tests that damage a dataset use `tiny_copy`."""
     from r3d.data.synthetic import generate
 

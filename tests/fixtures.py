@@ -1,4 +1,4 @@
-"""A tiny DATA-FORMAT ROOT written from known arrays, so tests compare what the loader returns with what was written.
+"""A tiny folder-format ROOT written from known arrays, so tests compare what the loader returns with what was written.
 
 Every RGB frame k has a uniform grey background of level `grey(k)` (so a frame's index can be read back from its
 pixels) and a red marker square; every depth frame k has a background of `depth_bg(k)` mm, the same marker (3000 mm)

@@ -85,7 +85,7 @@ def test_frame_folder_gaps_and_names(tmp_path):
 
 
 def test_folder_format_with_frame_folders(tmp_path):
-    """DATA-FORMAT.md ROOT whose video is videos/<video_id>/ numbered jpgs; its rate is dataset.yaml `fps`."""
+    """A folder-format ROOT whose video is videos/<video_id>/ numbered jpgs; its rate is dataset.yaml `fps`."""
     fx = make_root(tmp_path, depth_kinds={"v0": "png"}, num_frames=40, fps=10.0, dataset_yaml={"fps": 10},
                    train_starts=(3.05, 2.55))
     (tmp_path / "videos" / "v0.mp4").unlink()

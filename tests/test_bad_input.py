@@ -155,7 +155,7 @@ def test_bad_video_is_skipped_counted_and_logged_when_allowed(tiny_copy, caplog)
 
 # -- depth --------------------------------------------------------------------------------------------------------------
 def test_missing_depth_folder_marks_depth_missing(tiny_copy, caplog):
-    """No depth for a video is a missing modality (DATA-FORMAT): zeros + present False, counted, logged; the
+    """No depth for a video is a missing modality (docs/data.md): zeros + present False, counted, logged; the
     validator warns about it."""
     shutil.rmtree(tiny_copy / "depth" / VIDEO)
     with caplog.at_level(logging.INFO, logger="r3d.data.dataset"):

@@ -23,9 +23,10 @@ from r3d.benchmark.results import results_page
 
 REPO = Path(__file__).resolve().parents[1]
 SKIP_TOP = {".git", "runs", "data", ".pytest_cache"}  # run outputs and datasets, not the repository's files
-# r3d/data/ is rewritten on the data branch, which removes its names of files that are not in the repository; this
-# exclusion goes when that branch is merged.
+# Being written on other branches, which the lead merges: r3d/data/ (its names of files that are not in the repository
+# go there) and docs/recordings.md (linked from here already). Both lines go when those branches are merged.
 NOT_CHECKED = ("r3d/data/",)
+ARRIVING = {"docs/recordings.md"}
 
 
 def _repo_files(*patterns: str):
@@ -59,7 +60,8 @@ def test_results_pages_are_what_the_report_tool_writes():
 
 
 def test_no_measured_number_without_a_source():
-    loose = [f"{p.relative_to(REPO)}:{line}: {text}" for p in _doc_pages() for line, text in loose_numbers(p.read_text())]
+    loose = [f"{p.relative_to(REPO)}:{line}: {text}" for p in _doc_pages()
+             for line, text in loose_numbers(p.read_text())]
     assert not loose, "numbers not quoted from a results file (use a marker, see r3d/benchmark/pages.py):\n" + \
         "\n".join(loose)
 
@@ -91,6 +93,8 @@ def test_relative_links_resolve():
                 continue
             file, _, anchor = target.partition("#")
             dest = (page.parent / file).resolve() if file else page
+            if not dest.exists() and str(dest.relative_to(REPO) if dest.is_relative_to(REPO) else dest) in ARRIVING:
+                continue
             if not dest.exists():
                 bad.append(f"{page.relative_to(REPO)}: {target} (no such file)")
             elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
@@ -140,15 +144,15 @@ def test_summary_and_values_are_computed_from_the_files(tmp_path):
     page = ("<!-- r3d-source g: runs.csv -->\n<!-- r3d-source b: bench.json -->\n"
             "<!-- r3d-begin summary g columns=action_top1@*,erank_fused@0 variants=concat,rtf_bn -->\nold\n"
             "<!-- r3d-end -->\n"
-            "took <!-- r3d b:seconds|/60|.1f -->?<!-- /r3d --> min, P1 <!-- r3d b:figures.P1.value|.3f -->?<!-- /r3d -->"
-            "x, rtf <!-- r3d g:action_top1@rtf_bn@0.0 -->?<!-- /r3d -->\n")
+            "took <!-- r3d b:seconds|/60|.1f -->?<!-- /r3d --> min, "
+            "P1 <!-- r3d b:figures.P1.value|.3f -->?<!-- /r3d -->x, rtf <!-- r3d g:action_top1@rtf_bn@0.0 -->?<!-- /r3d -->\n")
     out = render_page(page, tmp_path)
     # concat: mean (82+90)/2 = 86, sample std |90-82|/sqrt(2) = 5.657; erank 4.05 ± 0.071
     assert "| `concat` | 86.00 ± 5.66 | 4.05 ± 0.07 |" in out
     assert "| `rtf_bn` | 82.00 ± 2.83 | 5.25 ± 0.35 |" in out  # (80+84)/2, 4/sqrt(2)
     assert "`sum`" not in out and "old" not in out
     assert "took <!-- r3d b:seconds|/60|.1f -->2.5<!-- /r3d --> min" in out  # 150 s / 60
-    assert "P1 <!-- r3d b:figures.P1.value|.3f -->1.062<!-- /r3d -->x" in out or "1.063" in out
+    assert "P1 <!-- r3d b:figures.P1.value|.3f -->1.062<!-- /r3d -->x" in out  # 1.0625 is exact: half to even
     assert "rtf <!-- r3d g:action_top1@rtf_bn@0.0 -->82.00 ± 2.83<!-- /r3d -->" in out
     assert render_page(out, tmp_path) == out  # rendering is idempotent
 
@@ -172,7 +176,7 @@ def test_verdict_and_ablation(tmp_path):
 def test_figures_table(tmp_path):
     _write_grid(tmp_path)
     out = render_page("<!-- r3d-source b: bench.json -->\n<!-- r3d-begin figures b -->\n<!-- r3d-end -->\n", tmp_path)
-    assert "| P1 | a step | 1.062x | <= 1.03x | **no** |" in out or "| P1 | a step | 1.063x | <= 1.03x | **no** |" in out
+    assert "| P1 | a step | 1.062x | <= 1.03x | **no** |" in out
 
 
 @pytest.mark.parametrize("page, words", [

@@ -31,7 +31,7 @@ def _bn_train(x, gamma, beta, eps=1e-5):
 
 
 def _erank(z):
-    """Mean effective rank (METHODS §1): exp(entropy of L1-normalised singular values), per sample, un-centred."""
+    """Mean effective rank (docs/diagnostics.md): exp(entropy of L1-normalised singular values), un-centred."""
     s = torch.linalg.svdvals(z.float())
     s = torch.where(s > 1e-12, s, torch.zeros_like(s))
     p = s / s.sum(-1, keepdim=True)

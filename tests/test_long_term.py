@@ -1,5 +1,5 @@
-"""The long-term protocol (METHODS.md §5; FUTR, Gong et al., CVPR 2022, as R3D reports it): the observed-frame sampler
-never reaches past α (sweep + decoded pixels), targets of a hand-built video, the FUTR head's shapes, masking, loss
+"""The long-term protocol (docs/long_term.md; FUTR, Gong et al., CVPR 2022): the observed-frame sampler never
+reaches past α (sweep + decoded pixels), targets of a hand-built video, the FUTR head's shapes, masking, loss
 (hand-computed) and gradients, decoding and MoC at β (hand-computed and against `moc_at_betas`), and a 1-epoch
 train + test run on a tiny generated set that writes MoC for every (α, β)."""
 import itertools

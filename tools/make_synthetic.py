@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Render the embedded synthetic RGB-D anticipation benchmark into a folder (DATA-FORMAT.md layout).
+"""Render the embedded synthetic RGB-D anticipation benchmark into a folder (the folder format of docs/data.md).
 
     python tools/make_synthetic.py --out data/synthetic [--videos 160] [--seed 0] [--depth-noise 0.0]
 

@@ -299,15 +299,42 @@ def figures(loaded: _Loaded, name: str, args: Dict[str, str], where: str) -> Lis
     return lines
 
 
+@block("moc")
+def moc_table(loaded: _Loaded, name: str, args: Dict[str, str], where: str) -> List[str]:
+    """The long-term protocol's MoC (%) of a run's metrics JSON: one row per observed fraction α, one column per
+    predicted fraction β, then the mean over α (the ``long_term`` section `r3d.engine.protocols.long_term` writes)."""
+    data = loaded.data(name, where)
+    lt = data.get("long_term") if isinstance(data, Mapping) else None
+    if not isinstance(lt, Mapping) or not isinstance(lt.get("moc"), Mapping):
+        raise PageError(f"{where}: {loaded.sources[name].path} has no long_term.moc (train with data.protocol="
+                        "long_term)")
+    alphas = list(lt["moc"])
+    betas = list(lt["moc"][alphas[0]])
+    lines = ["| MoC % | " + " | ".join(f"β = {b}" for b in betas) + " |", "|---|" + "---|" * len(betas)]
+    lines += [f"| α = {a} | " + " | ".join(f"{lt['moc'][a][b]:.2f}" for b in betas) + " |" for a in alphas]
+    if isinstance(lt.get("mean_moc"), Mapping):
+        lines.append("| mean over α | " + " | ".join(f"{lt['mean_moc'][b]:.2f}" for b in betas) + " |")
+    return lines
+
+
 # -- pages -------------------------------------------------------------------------------------------------------------
 def _line_of(text: str, pos: int) -> int:
     return text.count("\n", 0, pos) + 1
 
 
+FENCE_RE = re.compile(r"^\s*```.*?^\s*```[^\n]*$", re.M | re.S)
+
+
+def _prose(text: str) -> str:
+    """The text with every fenced code block blanked (same length and lines): markers shown as examples in code are
+    not rendered."""
+    return FENCE_RE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
+
+
 def sources_of(text: str) -> Dict[str, Source]:
     """The ``r3d-source`` declarations of a page, by alias (a second declaration of one alias is an error)."""
     out: Dict[str, Source] = {}
-    for m in SOURCE_RE.finditer(text):
+    for m in SOURCE_RE.finditer(_prose(text)):
         if m["name"] in out:
             raise PageError(f"line {_line_of(text, m.start())}: source '{m['name']}' is declared twice")
         out[m["name"]] = Source(m["name"], m["path"], (m["label"] or "").strip())
@@ -332,14 +359,28 @@ def render_page(text: str, root: PathLike = ".", page: str = "page") -> str:
         args = dict(a.split("=", 1) for a in rest if "=" in a)
         return m["open"] + "\n".join(BLOCKS[kind](loaded, name, args, where)) + "\n" + m["close"]
 
-    text = BLOCK_RE.sub(render_block, text)
-    return VALUE_RE.sub(lambda m: m["open"] + value(loaded, m["spec"], f"{page}:{_line_of(text, m.start())}")
-                        + m["close"], text)
+    def render_value(m: re.Match) -> str:
+        return m["open"] + value(loaded, m["spec"], f"{page}:{_line_of(text, m.start())}") + m["close"]
+
+    return _sub_outside_code(VALUE_RE, render_value, _sub_outside_code(BLOCK_RE, render_block, text))
+
+
+def _sub_outside_code(pattern: re.Pattern, fn: Callable[[re.Match], str], text: str) -> str:
+    """`pattern.sub(fn, text)` for the matches that start outside fenced code blocks."""
+    prose = _prose(text)
+    out, last = [], 0
+    for m in pattern.finditer(text):
+        if prose[m.start()] == " " and text[m.start()] != " ":  # inside a code block
+            continue
+        out += [text[last:m.start()], fn(m)]
+        last = m.end()
+    return "".join(out + [text[last:]])
 
 
 def quoted(text: str) -> List[Tuple[str, str]]:
     """(source file, what is quoted) of every block and inline value of a page, to find a number quoted twice."""
     srcs = sources_of(text)
+    text = _prose(text)
     out = []
     for m in BLOCK_RE.finditer(text):
         kind, name, *rest = shlex.split(m["spec"]) + ["", ""]
@@ -350,12 +391,13 @@ def quoted(text: str) -> List[Tuple[str, str]]:
     return out
 
 
-LOOSE_RE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s?(?:%|×|x\b|±)|±\s?\d")
+LOOSE_RE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s?(?:%|[×x](?!\w|\s?\d)|±)|±\s?\d")
 
 
 def loose_numbers(text: str) -> List[Tuple[int, str]]:
-    """(line, text) of every percentage, ratio (``1.2x``, ``3×``) or ``±`` spread that a page states outside a marked
-    value or block, a code span and a code block: a measured number that no results file backs."""
+    """(line, text) of every percentage, ratio (``1.2x``, ``3×``; not a size like ``160×120``) or ``±`` spread that a
+    page states outside a marked value or block, a code span, a code block and a quotation (a ``>`` line): a measured
+    number that no results file backs."""
     text = BLOCK_RE.sub(lambda m: m["open"] + "\n" * m["body"].count("\n") + m["close"], text)
     text = VALUE_RE.sub(lambda m: m["open"] + m["close"], text)
     out, fenced = [], False
@@ -363,7 +405,7 @@ def loose_numbers(text: str) -> List[Tuple[int, str]]:
         if line.lstrip().startswith("```"):
             fenced = not fenced
             continue
-        if fenced:
+        if fenced or line.lstrip().startswith(">"):
             continue
         bare = re.sub(r"`[^`]*`|<!--.*?-->", "", line)
         out += [(i, m.group(0)) for m in LOOSE_RE.finditer(bare)]

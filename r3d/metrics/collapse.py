@@ -1,6 +1,6 @@
 """Collapse diagnostics: effective rank, mutual rank gain, pooled rank, modality reliance, erank vs observed fraction.
 
-Names here -> names in the papers (METHODS.md §1, §4):
+Names here -> names in the papers (glossary: docs/diagnostics.md):
 
     effective_rank          erank of R3D (Kim et al., WACV 2026, arXiv 2511.06450) = Roy & Vetterli (2007) = RankMe:
                             per sample, singular values σ of the *un-centred* (T, C) token matrix, σ ≤ 1e-12 dropped,

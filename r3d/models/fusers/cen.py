@@ -2,7 +2,7 @@
 
 From CEN (Wang, Huang, Sun, Xu, Rong, Huang, "Deep Multimodal Fusion by Channel Exchanging", NeurIPS 2020; github
 yikaiw/CEN, `semantic_segmentation/models/modules.py` class `Exchange` and the `slim_params` L1 penalty in `main.py`),
-as the baseline of METHODS.md §3. Class name here -> name in the paper / code:
+as a baseline of RTF (docs/methods.md §CEN). Class name here -> name in the paper / code:
 
     ChannelExchange  "cen": BatchNorm1d(C) per modality over batch × time; modality 0 (rgb) owns the first half of the
                      channels [0, C//2) and modality 1 (depth) the second half [C//2, C) (CEN's split of `slim_params`:
@@ -12,7 +12,7 @@ as the baseline of METHODS.md §3. Class name here -> name in the paper / code:
                      designated halves, which drives those γ towards 0 so that exchanging starts.
 
 Variant notes. CEN's `Exchange` tests every channel against the threshold, but only the penalised half ever reaches it;
-here the exchange is restricted to the designated half (METHODS.md §3), so an unpenalised channel is never exchanged.
+here the exchange is restricted to the designated half (r3d's choice), so an unpenalised channel is never exchanged.
 CEN exchanges inside every block of two parallel CNNs and ensembles per-modality predictions; here it is one exchange
 on the (B, T, C) tokens, and the fused tokens are the mean of the two exchanged streams over the present modalities
 (parameter-free, so the BN layers are the only parameters). Missing modality: nothing of it is exchanged in, its BN

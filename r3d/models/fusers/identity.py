@@ -1,6 +1,6 @@
 """Identity "fusion" for a unimodal model: fused = the single modality's tokens.
 
-The unimodal references of METHODS.md §3 (rgb-only, depth-only with the same head), used by R3D (Kim et al., WACV 2026;
+The unimodal references of the benchmark (rgb-only, depth-only with the same head), used by R3D (Kim et al., WACV 2026;
 github olivesgatech/R3D) as the collapse and missing-modality baselines. `r3d.models.anticipator.build_fuser` picks it
 automatically when `model.modalities` has one entry.
 """

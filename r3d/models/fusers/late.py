@@ -1,7 +1,7 @@
 """Late fusion: one head per modality, logits averaged over the modalities present.
 
 The "late" baseline of R3D (Kim et al., "Countering Multi-modal Representation Collapse through Rank-targeted Fusion",
-WACV 2026; github olivesgatech/R3D) and METHODS.md §3. The fuser itself does nothing: it returns `fused = None` and the
+WACV 2026; github olivesgatech/R3D). The fuser itself does nothing: it returns `fused = None` and the
 tokens unchanged, and sets `separate_heads = True`, which makes `r3d.models.anticipator.Anticipator` build one head per
 modality and average their logits over the modalities present in each sample.
 """

@@ -1,5 +1,5 @@
 """EBR — Explicit Basis Reallocation (Chaudhuri, Dutta, Bui, Georgescu, "A Closer Look at Multimodal Representation
-Collapse", ICML 2025, arXiv 2505.22483). No code was released; this follows METHODS.md §4.
+Collapse", ICML 2025, arXiv 2505.22483). No code was released; this follows the paper (docs/methods.md §EBR).
 
 Per modality i: a projector h_i (2-layer MLP, C → hidden → d_g), a decoder h_i⁻¹ (2-layer MLP, d_g → hidden → C), and
 one modality discriminator ψ (2-layer MLP, d_g → hidden → M) shared by all modalities. g_i = h_i(z_i); the fuser

@@ -1,5 +1,5 @@
 """Cross-modal knowledge distillation — the EBR paper's implicit remedy for modality collapse (Chaudhuri et al.,
-ICML 2025, §3.3; METHODS.md §4).
+ICML 2025, §3.3; docs/methods.md §Cross-modal knowledge distillation).
 
 Teacher = the surviving modality's encoder (stop-gradient), student = the collapsed modality's encoder. Variants
 (`model.kd.loss`): `mse` (default) — mean squared error between same-sample, same-frame tokens; `cosine` — 1 − cosine
