@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from r3d.benchmark.pages import PageError, loose_numbers, marked_pages, render_all
+from r3d.benchmark.pages import PageError, doc_pages, loose_numbers, render_all
 
 
 def main(argv=None) -> int:
@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     except PageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    loose = [f"{p.relative_to(root)}:{line}: {text!r}" for p in marked_pages(root)
+    loose = [f"{p.relative_to(root)}:{line}: {text!r}" for p in doc_pages(root)
              for line, text in loose_numbers(p.read_text())]
     if args.check:
         for c in changed:

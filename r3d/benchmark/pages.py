@@ -61,11 +61,11 @@ class Source:
     label: str = ""
 
 
-class _Loaded:
-    """The sources of one page, each read once."""
+class PageSources:
+    """The declared sources of one page, each file read once (what a block renderer reads its data from)."""
 
-    def __init__(self, page: str, root: Path, sources: Mapping[str, Source]) -> None:
-        self.page, self.root, self.sources = page, root, dict(sources)
+    def __init__(self, root: Path, sources: Mapping[str, Source]) -> None:
+        self.root, self.sources = root, dict(sources)
         self._cache: Dict[str, Any] = {}
 
     def source(self, name: str, where: str) -> Source:
@@ -149,7 +149,7 @@ def _csv_value(rows: Sequence[Mapping[str, str]], selector: str, steps: Sequence
     return fmt_stat(cell[column], digits)
 
 
-def value(loaded: _Loaded, spec: str, where: str) -> str:
+def value(loaded: PageSources, spec: str, where: str) -> str:
     """The text of an inline marker ``SOURCE:SELECTOR|STEP|...``."""
     head, *steps = [s.strip() for s in spec.split("|")]
     if ":" not in head:
@@ -162,7 +162,7 @@ def value(loaded: _Loaded, spec: str, where: str) -> str:
 
 
 # -- blocks ------------------------------------------------------------------------------------------------------------
-BlockFn = Callable[[_Loaded, str, Dict[str, str], str], List[str]]
+BlockFn = Callable[[PageSources, str, Dict[str, str], str], List[str]]
 BLOCKS: Dict[str, BlockFn] = {}
 
 
@@ -188,7 +188,7 @@ def _variants(arg: Optional[str], rows: Sequence[Mapping[str, Any]]) -> List[str
 
 
 @block("summary")
-def summary_table(loaded: _Loaded, name: str, args: Dict[str, str], where: str) -> List[str]:
+def summary_table(loaded: PageSources, name: str, args: Dict[str, str], where: str) -> List[str]:
     """One row per variant; columns ``columns=COLUMN@NOISE,...`` (NOISE ``*`` = every noise level of the file), each
     cell mean ± std over seeds. ``variants=a,b`` picks and orders the rows."""
     rows = loaded.rows(name, where)
@@ -207,43 +207,44 @@ def summary_table(loaded: _Loaded, name: str, args: Dict[str, str], where: str) 
     return lines
 
 
-def _outcome(c) -> str:
-    return {"win": f"beat {c.other}", "tie": f"tied with {c.other}", "loss": f"lost to {c.other}"}[c.verdict]
+_OUTCOME = {"win": ("beat", "at η = {n} ({other})"), "tie": ("tied", "at η = {n} (with {other})"),
+            "loss": ("lost", "at η = {n} (to {other})")}
 
 
 @block("verdict")
-def verdict(loaded: _Loaded, name: str, args: Dict[str, str], where: str) -> List[str]:
+def verdict(loaded: PageSources, name: str, args: Dict[str, str], where: str) -> List[str]:
     """The verdict in words, no numbers: each RTF variant against the best plain fuser at each noise level (paired by
-    seed; a margin within one std is a tie), and whether it raised the fused-token effective rank."""
+    seed; a margin within one std is a tie), and at how many noise levels it raised the fused-token effective rank."""
     rows = loaded.rows(name, where)
     noises = noises_in(rows)
     seeds = sorted({row_key(r)[2] for r in rows}, key=int)
     default = default_variant(str(loaded.grid(name).get("config", "configs/synthetic.yaml")))
     lines = []
     for v in [v for v in RTF_VARIANTS if v in variants_in(rows)]:
-        tag = f"`{v}`" + (" (r3d's default)" if v == default else "")
         parts = []
         for n in noises:
             best = best_plain(rows, n)
             c = compare(rows, v, best, n) if best else None
-            parts.append(f"η = {n}: {_outcome(c) if c else 'not measured'}")
+            word, where_ = _OUTCOME[c.verdict] if c else ("not measured", "at η = {n}{other}")
+            parts.append(f"{word} {where_.format(n=n, other=c.other if c else '')}")
         ranks = []
         for ref in ERANK_REFERENCES:
-            outs = [compare(rows, v, ref, n, "erank_fused") for n in noises]
-            outs = [c for c in outs if c is not None]
+            outs = [c for n in noises if (c := compare(rows, v, ref, n, "erank_fused")) is not None]
             if outs:
-                raised = sum(c.verdict == "win" for c in outs)
-                ranks.append(f"at {raised} of {len(outs)} noise levels against {ref}")
-        rank = f"; raised the fused effective rank {' and '.join(ranks)}" if ranks else ""
-        lines.append(f"- {tag} against the best plain fuser — {'; '.join(parts)}{rank}.")
+                ranks.append(f"against {ref} at {sum(c.verdict == 'win' for c in outs)} of {len(outs)}")
+        rank = f"; raised the fused effective rank {' and '.join(ranks)} noise levels" if ranks else ""
+        tag = f"`{v}`" + (" (r3d's default)" if v == default else "")
+        lines.append(f"- {tag}, against the best plain fuser: {', '.join(parts)}{rank}.")
     if not lines:
         raise PageError(f"{where}: {loaded.sources[name].path} has no RTF variant ({', '.join(RTF_VARIANTS)})")
-    lines.append(f"- Seeds: {', '.join(seeds)}; a margin within one std over seeds counts as a tie.")
+    spread = ("a margin within one std over seeds counts as a tie" if len(seeds) > 1
+              else "one seed has no spread, so any margin decides")
+    lines.append(f"- Seeds {', '.join(seeds)}; {spread}.")
     return lines
 
 
 @block("claims")
-def claims(loaded: _Loaded, name: str, args: Dict[str, str], where: str) -> List[str]:
+def claims(loaded: PageSources, name: str, args: Dict[str, str], where: str) -> List[str]:
     """The benchmark's yes/no claims about r3d's default (`r3d.benchmark.claims`), for the variant the grid's config
     trains (``variant=`` overrides it) and ``noise=`` (default 0.5) for the depth-keeping claim."""
     rows = loaded.rows(name, where)
@@ -255,7 +256,7 @@ def claims(loaded: _Loaded, name: str, args: Dict[str, str], where: str) -> List
 
 
 @block("ablation")
-def ablation(loaded: _Loaded, name: str, args: Dict[str, str], where: str) -> List[str]:
+def ablation(loaded: PageSources, name: str, args: Dict[str, str], where: str) -> List[str]:
     """``variant`` of the grid, then each source in ``ablations=a,b`` (runs of that variant with one change, labelled
     by the source's label), then ``references=``: action top-1 at each of ``noise=`` and the paired difference to the
     grid's variant."""
@@ -282,7 +283,7 @@ def ablation(loaded: _Loaded, name: str, args: Dict[str, str], where: str) -> Li
 
 
 @block("figures")
-def figures(loaded: _Loaded, name: str, args: Dict[str, str], where: str) -> List[str]:
+def figures(loaded: PageSources, name: str, args: Dict[str, str], where: str) -> List[str]:
     """The performance table of a ``python -m benchmarks`` JSON: id, what, measured, target, met."""
     data = loaded.data(name, where)
     figs = data.get("figures") if isinstance(data, Mapping) else None
@@ -300,7 +301,7 @@ def figures(loaded: _Loaded, name: str, args: Dict[str, str], where: str) -> Lis
 
 
 @block("moc")
-def moc_table(loaded: _Loaded, name: str, args: Dict[str, str], where: str) -> List[str]:
+def moc_table(loaded: PageSources, name: str, args: Dict[str, str], where: str) -> List[str]:
     """The long-term protocol's MoC (%) of a run's metrics JSON: one row per observed fraction α, one column per
     predicted fraction β, then the mean over α (the ``long_term`` section `r3d.engine.protocols.long_term` writes)."""
     data = loaded.data(name, where)
@@ -349,7 +350,7 @@ def render_page(text: str, root: PathLike = ".", page: str = "page") -> str:
             `page` and the line.
     """
     root = Path(root)
-    loaded = _Loaded(page, root, sources_of(text))
+    loaded = PageSources(root, sources_of(text))
 
     def render_block(m: re.Match) -> str:
         where = f"{page}:{_line_of(text, m.start())}"
@@ -391,7 +392,7 @@ def quoted(text: str) -> List[Tuple[str, str]]:
     return out
 
 
-LOOSE_RE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s?(?:%|[×x](?!\w|\s?\d)|±)|±\s?\d")
+LOOSE_RE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s?(?:%|(?:×|x)(?!\w|\s?\d)|±)|±\s?\d")
 
 
 def loose_numbers(text: str) -> List[Tuple[int, str]]:
@@ -422,11 +423,17 @@ def render_file(path: PathLike, root: PathLike = ".", write: bool = True) -> boo
     return new != old
 
 
-def marked_pages(root: PathLike = ".") -> List[Path]:
-    """README.md and every docs/**/*.md of the repository at `root` that holds a marker."""
+def doc_pages(root: PathLike = ".") -> List[Path]:
+    """README.md and every docs/**/*.md of the repository at `root`, except the benchmark's generated results.md."""
     root = Path(root)
+    generated = {f / "results.md" for f in results_folders(root)}
     pages = [root / "README.md"] + sorted((root / "docs").rglob("*.md"))
-    return [p for p in pages if p.is_file() and ("r3d-source" in (t := p.read_text()) or "r3d-begin" in t)]
+    return [p for p in pages if p.is_file() and p not in generated]
+
+
+def marked_pages(root: PathLike = ".") -> List[Path]:
+    """The `doc_pages` that hold a marker."""
+    return [p for p in doc_pages(root) if "r3d-source" in (t := p.read_text()) or "r3d-begin" in t]
 
 
 def results_folders(root: PathLike = ".") -> List[Path]:
