@@ -129,6 +129,8 @@ def write_k4a_mkv(path: Path, depth: np.ndarray, depth_us: Sequence[int], color:
                 tag_bytes += _tag("K4A_COLOR_MODE", f"MJPG_{color.shape[1]}P", track_uid)
             if name == "DEPTH":
                 tag_bytes += _tag("K4A_DEPTH_MODE", depth_mode, track_uid)
+        if not depth_track:  # k4arecorder tags the mode globally when it writes no depth track (PASSIVE_IR)
+            tag_bytes += _tag("K4A_DEPTH_MODE", depth_mode)
         tag_bytes += _tag("K4A_DEPTH_DELAY_NS", "0") + _tag("K4A_WIRED_SYNC_MODE", "STANDALONE")
         tag_bytes += _tag("K4A_START_OFFSET_NS", str(t0 * 1000))
     info = el(0x1549A966, el_uint(0x2AD7B1, 1000) + el_str(0x4D80, "libmatroska-1.4.9")

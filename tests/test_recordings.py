@@ -221,10 +221,10 @@ def test_missing_depth(tmp_path):
     color, depth = _arrays()
     mkv = tmp_path / "passive_ir.mkv"  # k4arecorder --depth-mode PASSIVE_IR: COLOR + IR, no DEPTH track
     write_k4a_mkv(mkv, depth, [k * P_US for k in range(len(depth))], color, [k * P_US for k in range(len(color))],
-                  depth_track=False)
+                  depth_track=False, depth_mode="PASSIVE_IR")
     with pytest.raises(DataError) as e:
         open_recording(mkv)
-    _one_line_error(e, mkv, "no depth track", "IR (rawvideo/b16g")
+    _one_line_error(e, mkv, "no depth track (K4A_DEPTH_MODE=PASSIVE_IR)", "IR (rawvideo/b16g")
     bagfile = tmp_path / "no_depth.bag"
     ns = [10**9 + k * P_US * 1000 for k in range(3)]
     write_realsense_bag(bagfile, depth[:3], ns, color[:3], ns, depth_topic=False)
@@ -344,7 +344,9 @@ def test_convert_keeps_user_files_refuses_overwrite_and_resamples(k4a, tmp_path)
     units = np.stack([cv2.imread(str(root / "depth" / "rec1" / f"{k:06d}.png"), cv2.IMREAD_UNCHANGED)
                       for k in range(6)])
     np.testing.assert_array_equal(units, rec.read_paired_depth_units(src) * 2)  # mm -> 0.5 mm units
-    assert any("depth range" in n for n in res.notes)  # readings up to 4.012 m > depth_max 3.0
+    # depth_frame values: 1000 + 37k + 3x + 5y mm (k = 1..12, x < 16, y < 12), one 4000+k reading per frame:
+    # readings above depth_max 3.0 m are the 4000+k ones, 1 of the 16*12-6 valid readings of each frame
+    assert any("depth range 0.2–3.0 m drops 0.5 %" in n for n in res.notes), res.notes
     with pytest.raises(DataError) as e:
         convert_recording(k4a[0], root, video_id="rec1")
     _one_line_error(e, root / "videos" / "rec1.mp4", "--overwrite")

@@ -181,7 +181,12 @@ class K4aMkvRecording(Recording):
         return cache[role]
 
     def _decode(self, role: str, uniq: np.ndarray, fmt: str) -> np.ndarray:
-        """Frames at sorted unique positions of the colour/depth stream -> (K, H, W[, C]) arrays of format `fmt`."""
+        """Frames at sorted unique positions of the colour/depth stream -> (K, H, W[, C]) arrays of format `fmt`.
+
+        Seeks are by time on the whole file (FFmpeg then uses the cues, which k4arecorder writes for its first
+        track only) to the key frame before the next wanted frame; packets are demuxed forward from there, and
+        decoded from that key frame on (intra-only streams: only the wanted packets).
+        """
         import av
 
         info = self.index.color if role == "color" else self.index.depth
@@ -194,20 +199,22 @@ class K4aMkvRecording(Recording):
             with av.open(str(self.path)) as c:
                 s = c.streams[self.index.extra[f"{role}_stream"]]
                 while t < len(uniq):
-                    c.seek(int(info.keys[key_before[int(uniq[t])]]), stream=s, backward=True, any_frame=False)
-                    jumped = False
+                    key = int(key_before[int(uniq[t])])
+                    c.seek(int(info.times[key] * av.time_base), backward=True, any_frame=False)
+                    started, jumped = False, False
                     for pkt in c.demux(s):
                         i = where.get(int(pkt.pts)) if pkt.pts is not None else None
-                        skip = intra and i is not None and i not in want
-                        for frame in (() if skip else pkt.decode()):
-                            j = where.get(int(frame.pts)) if frame.pts is not None else i
-                            if j in want and j not in out:
-                                out[j] = frame.to_ndarray(format=fmt)
+                        started = started or i == key or i is None
+                        if started and not (intra and i is not None and i not in want):
+                            for frame in pkt.decode():
+                                j = where.get(int(frame.pts)) if frame.pts is not None else i
+                                if j in want and j not in out:
+                                    out[j] = frame.to_ndarray(format=fmt)
                         while t < len(uniq) and int(uniq[t]) in out:
                             t += 1
                         if t == len(uniq):
                             break
-                        if i is not None and key_before[int(uniq[t])] > i + SEEK_GAP:
+                        if started and i is not None and key_before[int(uniq[t])] > i + SEEK_GAP:
                             jumped = True  # far ahead: seek instead of demuxing up to it
                             break
                     if not jumped:
