@@ -15,7 +15,7 @@ import yaml
 from r3d.data.errors import DataError
 from r3d.data.io import DepthStore, PngDepthStore, read_rgb_frames
 from r3d.data.recordings import K4aMkvRecording, RealSenseBagRecording, is_recording, open_recording, pair_nearest
-from r3d.data.recordings.convert import ANNOTATION_HEADER, convert_recording, output_frames
+from r3d.data.recordings.convert import ANNOTATION_HEADER, convert_recording
 
 from recording_fixtures import (color_frame, depth_frame, write_k4a_mkv, write_pyav_mkv, write_realsense_bag)
 
@@ -270,13 +270,22 @@ def test_unsupported_encodings(tmp_path):
     _one_line_error(e, mkv, "not 16-bit grey", "not supported")
 
 
-def test_unknown_and_empty_files(tmp_path):
+def test_unknown_and_empty_files(k4a, tmp_path):
     other = tmp_path / "clip.avi"
     other.write_bytes(b"x")
     with pytest.raises(DataError) as e:
         open_recording(other)
     _one_line_error(e, other, ".mkv", ".bag")
     assert not is_recording(other) and is_recording(tmp_path / "a.MKV") and is_recording("b.bag")
+    assert is_recording(k4a[0], look_inside=True)
+    colour_only = tmp_path / "colour_only.mkv"
+    with av.open(str(colour_only), "w", format="matroska") as c:
+        s = c.add_stream("mjpeg", rate=30)
+        s.width, s.height, s.pix_fmt = 32, 24, "yuvj420p"
+        f = av.VideoFrame.from_ndarray(color_frame(0), format="rgb24")
+        c.mux(s.encode(f))
+        c.mux(s.encode())
+    assert is_recording(colour_only) and not is_recording(colour_only, look_inside=True)  # a plain colour .mkv
     empty = tmp_path / "empty.bag"
     empty.write_bytes(b"")
     with pytest.raises(DataError) as e:
@@ -294,7 +303,7 @@ def test_pair_nearest_by_hand():
 
 # -- converter --------------------------------------------------------------------------------------------------------
 def _check_converted(root: Path, rec, vid: str, fps: float) -> np.ndarray:
-    src = output_frames(rec, fps)
+    src = rec.uniform_frames(fps)
     store = PngDepthStore(root / "depth" / vid, 0.001)
     assert store.num_frames == len(src)
     units = np.stack([cv2.imread(str(store.frame_path(k)), cv2.IMREAD_UNCHANGED) for k in range(len(src))])
@@ -339,7 +348,7 @@ def test_convert_keeps_user_files_refuses_overwrite_and_resamples(k4a, tmp_path)
     assert res.dataset_yaml == "kept" and str(root / "annotations" / "train.csv") not in res.templates
     assert res.fps == 15 and res.frames == 6 and not res.depth_exact  # 12 colour periods at 30 fps = 0.4 s
     rec = open_recording(k4a[0])
-    src = output_frames(rec, 15)
+    src = rec.uniform_frames(15)
     assert src.tolist() == [0, 2, 4, 6, 7, 9]  # nearest colour frame to k / 15 s (colour k=7 was dropped)
     units = np.stack([cv2.imread(str(root / "depth" / "rec1" / f"{k:06d}.png"), cv2.IMREAD_UNCHANGED)
                       for k in range(6)])
@@ -347,6 +356,9 @@ def test_convert_keeps_user_files_refuses_overwrite_and_resamples(k4a, tmp_path)
     # depth_frame values: 1000 + 37k + 3x + 5y mm (k = 1..12, x < 16, y < 12), one 4000+k reading per frame:
     # readings above depth_max 3.0 m are the 4000+k ones, 1 of the 16*12-6 valid readings of each frame
     assert any("depth range 0.2–3.0 m drops 0.5 %" in n for n in res.notes), res.notes
+    store = rec.depth_store(src, 15)  # the same resampled clock read straight from the recording
+    assert (store.num_frames, store.fps) == (6, 15)
+    np.testing.assert_array_equal(store.read(range(6)), units.astype(np.float32) * np.float32(0.0005))
     with pytest.raises(DataError) as e:
         convert_recording(k4a[0], root, video_id="rec1")
     _one_line_error(e, root / "videos" / "rec1.mp4", "--overwrite")

@@ -267,6 +267,12 @@ class Recording:
                 f"rgb={self.has_rgb}, depth_frames={len(self.depth_timestamps)})")
 
     # -- reader hooks ---------------------------------------------------------------------------------------------
+    @classmethod
+    def holds_depth(cls, path: Path) -> bool:
+        """Cheap look inside a file with this reader's suffix: whether it holds depth this reader would read (so a
+        plain colour video sharing the suffix, e.g. an ordinary .mkv, is not taken for a recording)."""
+        return True
+
     def _build_index(self) -> RecordingIndex:
         """Scan the file once: streams, timestamps, depth units. Raises DataError for unreadable files."""
         raise NotImplementedError
@@ -347,9 +353,10 @@ class Recording:
             out[have] = self.read_depth_units(j[have])
         return out
 
-    def depth_store(self) -> "RecordingDepthStore":
-        """The depth as an `r3d.data.io.DepthStore` on the frame clock (frame i = depth paired with frame i)."""
-        return RecordingDepthStore(self)
+    def depth_store(self, frames: Optional[np.ndarray] = None, fps: Optional[float] = None) -> "RecordingDepthStore":
+        """The depth as an `r3d.data.io.DepthStore`: frame i = the depth paired with frame i of the frame clock, or
+        with frame ``frames[i]`` when a frame map (K,) is given (e.g. `uniform_frames`; `fps` is then its rate)."""
+        return RecordingDepthStore(self, frames, fps)
 
     def nearest_frames(self, times: Sequence[float]) -> np.ndarray:
         """Frame-clock index nearest to each time (s from frame 0): (K,) -> (K,) int64 (ties: the earlier)."""
@@ -358,6 +365,19 @@ class Recording:
         right = np.clip(np.searchsorted(ts, t, side="left"), 0, len(ts) - 1)
         left = np.clip(right - 1, 0, len(ts) - 1)
         return np.where(np.abs(t - ts[left]) <= np.abs(ts[right] - t), left, right).astype(np.int64)
+
+    def uniform_frames(self, fps: Optional[float] = None) -> np.ndarray:
+        """The recording on a constant-rate clock: frame k at k / fps s shows the nearest frame -> (K,) int64.
+
+        K = round(duration · fps), duration = last frame time + one frame period, so at the recording's own rate
+        (the default) K = the frame count when nothing was dropped, and a dropped frame is filled by a neighbour.
+        With this map, a time t maps to frame floor(t · fps) as r3d's protocols assume.
+        """
+        fps = self.fps if fps is None else float(fps)
+        if not fps > 0 or not math.isfinite(fps):
+            raise DataError(f"{self.path}: a frame rate must be a positive number, got {fps}")
+        n = max(1, int(round((float(self.timestamps[-1]) + 1.0 / self.fps) * fps)))
+        return self.nearest_frames(np.arange(n) / fps)
 
     def summary(self) -> Dict[str, Any]:
         """Facts for reports: kind, frames, rates, sizes, depth units and their source, clock, pairing, notes."""
@@ -371,21 +391,24 @@ class Recording:
 
 
 class RecordingDepthStore(DepthStore):
-    """A recording's depth on its frame clock, as an `r3d.data.io.DepthStore`.
+    """A recording's depth as an `r3d.data.io.DepthStore` (integer units, `depth_scale` = the recording's).
 
-    Frame i is the depth frame paired with colour frame i (all zeros when none was paired); `num_frames` and `fps`
-    are the recording's, so a reader that matches depth to RGB by frame rate maps frame i to frame i.
+    Frame i is the depth frame paired with frame ``frames[i]`` of the recording's frame clock (default: frame i), all
+    zeros when none was paired. `num_frames` = len(frames) and `fps` = the recording's (or the given) rate, so a
+    reader that matches depth to RGB by frame rate maps frame i to frame i.
     """
 
-    def __init__(self, recording: Recording) -> None:
+    def __init__(self, recording: Recording, frames: Optional[np.ndarray] = None,
+                 fps: Optional[float] = None) -> None:
         super().__init__(recording.path, recording.depth_scale)
         self.kind = recording.kind
         self.recording = recording
-        self.num_frames = recording.num_frames
-        self.fps = recording.fps
+        self.frames = None if frames is None else as_index_array(frames, recording.num_frames, recording.path)
+        self.num_frames = recording.num_frames if frames is None else len(self.frames)
+        self.fps = float(fps) if fps is not None else recording.fps
 
     def _read_raw(self, uniq: np.ndarray) -> np.ndarray:
-        return self.recording.read_paired_depth_units(uniq)
+        return self.recording.read_paired_depth_units(uniq if self.frames is None else self.frames[uniq])
 
 
 # -- the suffix table ------------------------------------------------------------------------------------------------
@@ -407,9 +430,14 @@ def register_reader(*suffixes: str) -> Callable[[Type[Recording]], Type[Recordin
     return deco
 
 
-def is_recording(path: PathLike) -> bool:
-    """Whether `path` has the suffix of a registered recording format (the file is not opened)."""
-    return Path(path).suffix.lower() in READERS
+def is_recording(path: PathLike, look_inside: bool = False) -> bool:
+    """Whether `path` has the suffix of a registered recording format; with `look_inside`, also whether the file
+    holds depth for it (an .mkv with a 16-bit grey or k4a DEPTH track), so that plain videos are told apart."""
+    p = Path(path)
+    cls = READERS.get(p.suffix.lower())
+    if cls is None:
+        return False
+    return not look_inside or (p.is_file() and cls.holds_depth(p))
 
 
 def open_recording(path: PathLike, depth_scale: Optional[float] = None,

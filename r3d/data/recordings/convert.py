@@ -1,6 +1,6 @@
 """Write a native recording into r3d's folder layout, for users who want to annotate and train from that layout.
 
-Output, under OUT_ROOT (frame k at k / fps seconds, `output_frames`):
+Output, under OUT_ROOT (frame k at k / fps seconds, `Recording.uniform_frames`):
 
 - ``videos/<id>.mp4``: the colour frame nearest each output time, H.264 (libx264 veryfast, CRF `crf`, yuv420p; yuv444p for
   odd frame sizes). Dropped colour frames therefore repeat a neighbour, and `fps` below the recording's drops frames.
@@ -38,7 +38,7 @@ from ..annotations import LABEL_COLUMNS, SEGMENT_COLUMNS
 from ..errors import DataError
 from ..formats import DEPTH_DEFAULTS, read_dataset_yaml
 from ..io import write_depth_png16
-from .common import Recording, open_recording
+from .common import open_recording
 
 PathLike = Union[str, os.PathLike]
 
@@ -86,18 +86,6 @@ class ConversionResult:
         out = dict(self.__dict__)
         out.update(root=str(self.root), video=None if self.video is None else str(self.video), depth=str(self.depth))
         return out
-
-
-def output_frames(rec: Recording, fps: float) -> np.ndarray:
-    """Recording frame shown at each output frame k (time k / fps): (K,) int64.
-
-    K = round(duration · fps), duration = last frame time + one recording frame period, so the same rate keeps the
-    frame count and the last output frame is never past the recording's last frame.
-    """
-    if not fps > 0 or not math.isfinite(fps):
-        raise DataError(f"{rec.path}: output fps must be a positive number, got {fps}")
-    n = max(1, int(round((float(rec.timestamps[-1]) + 1.0 / rec.fps) * fps)))
-    return rec.nearest_frames(np.arange(n) / fps)
 
 
 def _video_stream(container, fps: float, width: int, height: int, crf: int):
@@ -184,7 +172,7 @@ def convert_recording(source: PathLike, out_root: PathLike, video_id: Optional[s
     for p in (video, depth_dir):
         if p is not None and p.exists() and not overwrite:
             raise DataError(f"{p}: already exists; pass --overwrite to replace it or --video-id to write another id")
-    src = output_frames(rec, out_fps)
+    src = rec.uniform_frames(out_fps)
     used = np.unique(src)
 
     tmp_video = None if video is None else video.with_name(f".{vid}.part.mp4")

@@ -94,6 +94,18 @@ class K4aMkvRecording(Recording):
 
     kind = "k4a-mkv"
 
+    @classmethod
+    def holds_depth(cls, path) -> bool:
+        """Whether the MKV has a track k4a names DEPTH or a 16-bit grey track (False for plain colour videos and for
+        files PyAV cannot open)."""
+        import av
+
+        try:
+            with av.open(str(path)) as c:
+                return any(_role(s) == "depth" or (_role(s) is None and _is_gray16(s)) for s in c.streams.video)
+        except Exception:  # av.error.FFmpegError: not a readable Matroska file, so not a recording r3d reads
+            return False
+
     def _pick_streams(self, container) -> Tuple[Optional[object], object, List[str]]:
         """(colour stream or None, depth stream, notes) by k4a name/tag, then by codec; DataError without depth."""
         video = list(container.streams.video)
