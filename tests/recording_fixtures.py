@@ -9,9 +9,9 @@
   (PyAV can set ``codec_tag = "b16g"`` on a rawvideo gray16 stream, but FFmpeg's muxer resets a rawvideo tag that is
   not in its Matroska table and writes biCompression 0 with 16 bits, which FFmpeg reads back as rgb555le.)
 - `write_realsense_bag`: a rosbag v1 with realsense-viewer's topic layout, written with `rosbags`: depth
-  ``/device_0/sensor_0/Depth_0/image/data`` (sensor_msgs/Image, mono16), colour ``/device_0/sensor_1/Color_0/image/data``
-  (rgb8, bgr8, ...), stream info and the Depth Units option; optionally librealsense's newer image layout (header
-  frame_id "1" and a float32 depth_units after the data).
+  ``/device_0/sensor_0/Depth_0/image/data`` (sensor_msgs/Image, mono16), colour
+  ``/device_0/sensor_1/Color_0/image/data`` (rgb8, bgr8, ...), stream info and the Depth Units option; optionally
+  librealsense's newer image layout (header frame_id "1" and a float32 depth_units after the data).
 
 Frame content: colour frame k is a smooth gradient whose level encodes k (`color_frame`), so a frame read back can be
 identified; depth frame k is `depth_frame(k)` (mm, with a hole of zeros), so depth is compared bit for bit.

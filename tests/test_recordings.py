@@ -19,8 +19,9 @@ from r3d.data.recordings.convert import ANNOTATION_HEADER, convert_recording
 
 from recording_fixtures import (color_frame, depth_frame, write_k4a_mkv, write_pyav_mkv, write_realsense_bag)
 
-# Colour frame k (k = 0..11) at BASE + k·P, colour frame 7 dropped; depth frame k (k = -1..11) at BASE + k·P + 400 µs,
-# depth frame 4 dropped. So colour 4 has no depth within half a period, depth -1 and 7 are never taken.
+# Colour frame k (k = 0..11) at BASE + k·P, colour frame 7 dropped; depth frame k (k = -1..11) at
+# BASE + k·P + 400 µs, depth frame 4 dropped. So colour 4 has no depth within half a period, and depth -1 and 7
+# are never taken.
 P_US, BASE_US, DEPTH_LAG_US = 33_333, 5_000_000, 400
 COLOR_K = [k for k in range(12) if k != 7]
 DEPTH_K = [k for k in range(-1, 12) if k != 4]
@@ -374,6 +375,17 @@ def test_convert_depth_only(tmp_path):
     assert res.video is None and not (tmp_path / "root" / "videos").exists() and res.frames == 5
     store = PngDepthStore(tmp_path / "root" / "depth" / "depth", 0.001)
     np.testing.assert_array_equal(store.read(range(5)), depth.astype(np.float32) * np.float32(0.001))
+
+
+def test_convert_odd_frame_size(tmp_path):
+    color = np.stack([color_frame(k, 23, 31) for k in range(4)])  # yuv420p needs even sizes: written as yuv444p
+    depth = np.stack([depth_frame(k) for k in range(4)])
+    ns = [10**9 + k * P_US * 1000 for k in range(4)]
+    path = tmp_path / "odd.bag"
+    write_realsense_bag(path, depth, ns, color, ns)
+    convert_recording(path, tmp_path / "root")
+    video = read_rgb_frames(tmp_path / "root" / "videos" / "odd.mp4", range(4))
+    assert video.shape == color.shape and np.abs(video.astype(int) - color).mean() <= 2.0
 
 
 def test_convert_tool_cli(k4a, tmp_path, capsys):

@@ -1,9 +1,10 @@
 """Intel RealSense recordings: rosbag v1 files as realsense-viewer (librealsense's recorder) writes them, read with
 `rosbags` (pure Python; no RealSense SDK needed).
 
-Layout librealsense writes: one ``sensor_msgs/Image`` topic per stream, ``/device_<d>/sensor_<s>/<Stream>_<i>/image/data``
-— depth is ``Depth_<i>`` (z16, encoding ``mono16``), colour ``Color_<i>`` (``rgb8``, ``bgr8``, ``rgba8``, ``bgra8``,
-``yuv422`` = UYVY, ``YUYV``, ``mono8``/``8UC1``); infrared (``Infrared_<i>``) is ignored. Each image's header stamp is
+Layout librealsense writes: one ``sensor_msgs/Image`` topic per stream,
+``/device_<d>/sensor_<s>/<Stream>_<i>/image/data`` — depth is ``Depth_<i>`` (z16, encoding ``mono16``), colour
+``Color_<i>`` (``rgb8``, ``bgr8``, ``rgba8``, ``bgra8``, ``yuv422`` = UYVY, ``YUYV``, ``mono8``/``8UC1``); infrared
+(``Infrared_<i>``) is ignored. Each image's header stamp is
 the frame's device timestamp (seconds); the bag's own message time is the time since the recording started. The
 depth unit comes from, in this order: the ``depth_units`` float newer librealsense appends to each depth image
 (its header frame_id is then ``"1"``), the ``/device_<d>/sensor_<s>/option/Depth Units/value`` option, else 1 mm.
@@ -29,7 +30,7 @@ from .common import Recording, RecordingIndex, StreamIndex, first_line, register
 
 DEPTH_TOPIC = re.compile(r"^/device_(\d+)/sensor_(\d+)/Depth_(\d+)/image/data$")
 COLOR_TOPIC = re.compile(r"^/device_(\d+)/sensor_(\d+)/Color_(\d+)/image/data$")
-FALLBACK_NAMES = {"depth": ("depth",), "color": ("color", "rgb")}  # topic-name words when there is no librealsense layout
+FALLBACK_NAMES = {"depth": ("depth",), "color": ("color", "rgb")}  # topic words used without librealsense's layout
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 DEPTH_ENCODINGS = ("mono16", "16uc1")  # lower case; librealsense writes z16 depth as mono16
 
@@ -168,42 +169,54 @@ class RealSenseBagRecording(Recording):
             raise DataError(f"{self.path}: cannot be read as a rosbag ({first_line(e)}); the file is damaged or "
                             f"truncated; copy it again") from None
 
-    def _stream(self, reader, role: str, topic: _Topic) -> Tuple[StreamIndex, Dict[str, Any]]:
-        conn = [c for c in reader.connections if c.topic == topic.topic]
-        if any(c.msgtype != IMAGE_TYPE for c in conn):
-            raise DataError(f"{self.path}: {role} topic {topic.topic} holds {conn[0].msgtype}, not {IMAGE_TYPE}; this "
-                            f"encoding is not supported (record uncompressed images)")
-        stamps, bag_ns, units = [], [], None
-        first: Optional[ImageHeader] = None
-        for k, (_, t, raw) in enumerate(reader.messages(connections=conn)):
+    def _scan(self, reader, topics: Dict[str, _Topic]) -> Dict[str, Tuple[StreamIndex, Dict[str, Any]]]:
+        """One pass over the image messages of `topics` ({role: topic}): (StreamIndex, facts) per role, with the
+        header stamps and bag times in message order (`StreamIndex.times` is filled by the caller)."""
+        conns = {}
+        for role, topic in topics.items():
+            conn = [c for c in reader.connections if c.topic == topic.topic]
+            if any(c.msgtype != IMAGE_TYPE for c in conn):
+                raise DataError(f"{self.path}: {role} topic {topic.topic} holds {conn[0].msgtype}, not {IMAGE_TYPE}; "
+                                f"this encoding is not supported (record uncompressed images)")
+            conns.update({c.id: role for c in conn})
+        seen: Dict[str, Dict[str, Any]] = {role: {"stamps": [], "bag_ns": [], "units": None, "first": None}
+                                           for role in topics}
+        for conn, t, raw in reader.messages(connections=[c for c in reader.connections if c.id in conns]):
+            role = conns[conn.id]
+            x, topic = seen[role], topics[role].topic
             try:
                 img = parse_image(raw)
             except (ValueError, struct.error) as e:
-                raise DataError(f"{self.path}: {role} message {k} on {topic.topic} is not a readable Image "
+                raise DataError(f"{self.path}: {role} message {len(x['stamps'])} on {topic} is not a readable Image "
                                 f"({first_line(e)}); the file is damaged") from None
+            first = x["first"]
             if first is None:
-                first = img
-                self._check_encoding(role, topic.topic, img)
+                x["first"] = first = img
+                self._check_encoding(role, topic, img)
             elif (img.width, img.height, img.encoding, img.step) != (first.width, first.height, first.encoding,
                                                                       first.step):
-                raise DataError(f"{self.path}: {role} frame {k} on {topic.topic} is {img.width}x{img.height} "
-                                f"{img.encoding}, frame 0 is {first.width}x{first.height} {first.encoding}; r3d "
-                                f"needs one size and encoding per stream")
-            if units is None and img.depth_units:
-                units = float(img.depth_units)
-            stamps.append(img.stamp_ns)
-            bag_ns.append(t)
-        if first is None:
-            raise DataError(f"{self.path}: the {role} topic {topic.topic} has no frames; the recording is empty")
-        fps = None
-        if topic.device >= 0:
-            fps = self._first_value(reader, re.sub(r"/image/data$", "/info", topic.topic), "<I")
-        extra = {"topic": topic.topic, "encoding": first.encoding, "bigendian": first.bigendian,
-                 "step": first.step, "stamps": np.asarray(stamps, np.int64), "bag_ns": np.asarray(bag_ns, np.int64),
-                 "units": units}
-        return StreamIndex(name=topic.topic, codec=first.encoding, width=first.width, height=first.height,
-                           times=np.zeros(0), keys=np.arange(len(stamps), dtype=np.int64),
-                           nominal_fps=float(fps) if fps else None), extra
+                raise DataError(f"{self.path}: {role} frame {len(x['stamps'])} on {topic} is {img.width}x"
+                                f"{img.height} {img.encoding}, frame 0 is {first.width}x{first.height} "
+                                f"{first.encoding}; r3d needs one size and encoding per stream")
+            if x["units"] is None and img.depth_units:
+                x["units"] = float(img.depth_units)
+            x["stamps"].append(img.stamp_ns)
+            x["bag_ns"].append(t)
+        out = {}
+        for role, topic in topics.items():
+            x = seen[role]
+            first = x.pop("first")
+            if first is None:
+                raise DataError(f"{self.path}: the {role} topic {topic.topic} has no frames; the recording is empty")
+            fps = None
+            if topic.device >= 0:
+                fps = self._first_value(reader, re.sub(r"/image/data$", "/info", topic.topic), "<I")
+            x.update(topic=topic.topic, stamps=np.asarray(x["stamps"], np.int64),
+                     bag_ns=np.asarray(x["bag_ns"], np.int64))
+            out[role] = (StreamIndex(name=topic.topic, codec=first.encoding, width=first.width, height=first.height,
+                                     times=np.zeros(0), keys=np.arange(len(x["stamps"]), dtype=np.int64),
+                                     nominal_fps=float(fps) if fps else None), x)
+        return out
 
     def _check_encoding(self, role: str, topic: str, img: ImageHeader) -> None:
         enc = img.encoding.lower()
@@ -241,8 +254,10 @@ class RealSenseBagRecording(Recording):
                                 f"{', '.join(images) or 'none'}); enable the depth stream (Stereo Module) in "
                                 f"realsense-viewer before recording")
             color_topic = _choose(topics, images, COLOR_TOPIC, "color")
-            depth, dx = self._stream(reader, "depth", depth_topic)
-            color, cx = (None, None) if color_topic is None else self._stream(reader, "color", color_topic)
+            chosen = {"depth": depth_topic, **({"color": color_topic} if color_topic is not None else {})}
+            scanned = self._scan(reader, chosen)
+            depth, dx = scanned["depth"]
+            color, cx = scanned.get("color", (None, None))
             option = None
             if depth_topic.device >= 0:
                 option = self._first_value(
@@ -278,7 +293,11 @@ class RealSenseBagRecording(Recording):
         x = self.index.extra[role]
         ordinal = (self.index.depth if role == "depth" else self.index.color).keys[uniq]  # message positions
         bag_ns = x["bag_ns"]
-        reader = self._open_checked()
+        try:
+            reader = self._reader()
+        except Exception as e:  # rosbags.rosbag1.ReaderError, OSError: the file changed or went away since indexing
+            raise DataError(f"{self.path}: cannot be opened any more ({first_line(e)}); was it moved or "
+                            f"overwritten?") from None
         conn = [c for c in reader.connections if c.topic == x["topic"]]
         want = {int(o): k for k, o in enumerate(ordinal)}
         out: List[Optional[Tuple[ImageHeader, bytes]]] = [None] * len(uniq)
@@ -294,7 +313,7 @@ class RealSenseBagRecording(Recording):
                     pos += 1
                     if pos > hi:
                         break
-        except (ValueError, struct.error) as e:
+        except Exception as e:  # rosbags.rosbag1.ReaderError, decompression errors, a cut-short message
             raise DataError(f"{self.path}: a {role} image cannot be read ({first_line(e)}); the file is "
                             f"damaged") from None
         missing = [int(uniq[k]) for k, o in enumerate(out) if o is None]

@@ -95,7 +95,7 @@ class RecordingIndex:
         depth: the depth stream (16-bit units).
         depth_scale: metres per depth unit found in the file, or None (the caller's or the 1 mm default applies).
         depth_scale_source: where `depth_scale` came from (for messages).
-        clock: which timestamps the streams use (e.g. "container pts", "image header stamp").
+        clock: which timestamps the streams use (e.g. "Matroska block timestamps", "image header stamps").
         notes: things worth a warning that do not stop reading (e.g. an IR track taken for depth by position).
         extra: reader-specific facts (stream indices, topics, encodings).
     """
@@ -192,6 +192,7 @@ def as_index_array(indices: Sequence[int], n: int, path: Path) -> np.ndarray:
 
 
 _INDEX_CACHE: "OrderedDict[Tuple, RecordingIndex]" = OrderedDict()
+_WARNED: set = set()
 
 
 class Recording:
@@ -260,7 +261,9 @@ class Recording:
             self.notes.append(f"{self.pairing.unmatched_frames} of {self.num_frames} colour frames have no depth "
                               f"frame within {self.pairing.tolerance * 1000:.1f} ms (they read as all-zero depth)")
         for note in self.notes:
-            _logger.info("%s: %s", self.path, note)
+            if (str(self.path), note) not in _WARNED:  # once per process: datasets open a recording many times
+                _WARNED.add((str(self.path), note))
+                _logger.warning("%s: %s", self.path, note)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({str(self.path)!r}, frames={self.num_frames}, fps={self.fps:.3f}, "

@@ -2,9 +2,9 @@
 
 Output, under OUT_ROOT (frame k at k / fps seconds, `Recording.uniform_frames`):
 
-- ``videos/<id>.mp4``: the colour frame nearest each output time, H.264 (libx264 veryfast, CRF `crf`, yuv420p; yuv444p for
-  odd frame sizes). Dropped colour frames therefore repeat a neighbour, and `fps` below the recording's drops frames.
-  A depth-only recording writes no video.
+- ``videos/<id>.mp4``: the colour frame nearest each output time, H.264 (libx264 veryfast, CRF `crf`, yuv420p;
+  yuv444p for odd frame sizes). Dropped colour frames therefore repeat a neighbour, and `fps` below the recording's
+  drops frames. A depth-only recording writes no video.
 - ``depth/<id>/%06d.png``: the depth paired with that colour frame (all zeros where none was paired), 16-bit, in the
   ROOT's depth unit: the existing ``dataset.yaml`` depth_scale, else millimetres. Recordings in millimetres (Azure
   Kinect, RealSense D400 at its default unit) are copied bit for bit; other units are rounded to it (values past
@@ -43,7 +43,7 @@ from .common import open_recording
 PathLike = Union[str, os.PathLike]
 
 CHUNK = 32  # frames decoded and written per step (bounds memory)
-RANGE_SAMPLES = 4096  # depth readings sampled per frame for the measured range
+RANGE_BUDGET = 2_000_000  # depth readings kept (float32, 8 MB) to measure a recording's range, spread over frames
 ANNOTATION_HEADER = [*SEGMENT_COLUMNS, *LABEL_COLUMNS, "participant_id", "narration"]
 CLASS_HEADER = ["id", "key"]
 VIDEO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -181,6 +181,8 @@ def convert_recording(source: PathLike, out_root: PathLike, video_id: Optional[s
     samples: List[np.ndarray] = []
     clipped = without_depth = 0
     ratio = rec.depth_scale / scale
+    per_frame = max(64, RANGE_BUDGET // len(src))
+    step = max(1, int(math.ceil(math.sqrt(rec.depth_width * rec.depth_height / per_frame))))
     container = stream = None
     try:
         if tmp_video is not None:
@@ -204,11 +206,10 @@ def convert_recording(source: PathLike, out_root: PathLike, video_id: Optional[s
                 scaled = np.rint(units.astype(np.float64) * ratio)
                 clipped += int((scaled > 65535).sum())
                 units = np.clip(scaled, 0, 65535).astype(np.uint16)
-            step = max(1, int(math.sqrt(units[0].size / RANGE_SAMPLES)))
             for k, d in enumerate(units):
                 write_depth_png16(tmp_depth / f"{start + k:06d}.png", d)
                 v = d[::step, ::step]
-                samples.append(v[v > 0].astype(np.float64) * scale)
+                samples.append(v[v > 0].astype(np.float32) * np.float32(scale))
         if stream is not None:
             container.mux(stream.encode())
             container.close()

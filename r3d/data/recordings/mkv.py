@@ -8,7 +8,8 @@ tags as stream metadata, so a stream is identified the way k4a's playback does: 
 (`TITLE_ROLES`, `TAG_ROLES`). Files from other writers (no names) fall back on the codec: the first 16-bit grey stream
 (``b16g``, gray16le/be, e.g. FFV1) is depth, the first other video stream is colour; the IR track is never used.
 
-Depth is always millimetres here (k4a's DEPTH16), so `depth_scale` is 0.001 unless the caller says otherwise.
+k4a depth (a DEPTH track) is millimetres; a 16-bit track found by codec alone has no declared unit, so the caller's
+`depth_scale` or the 1 mm default applies.
 Colour may be any codec FFmpeg decodes (MJPEG, H.264, raw YUV); random access seeks to the key frame before a
 requested frame and decodes forward, decoding only the requested packets of intra-only streams (MJPEG, b16g, FFV1).
 A file shorter than its Matroska segment declares is refused as truncated (a copy or a recording cut short).
@@ -172,13 +173,15 @@ class K4aMkvRecording(Recording):
                         keyframe=np.asarray(keys[s.index], dtype=bool)[order])
                 color_no, depth_no = None if color is None else color.index, depth.index
                 extra = {"depth_stream": depth_no, "color_stream": color_no, "tags": dict(c.metadata)}
+                k4a_depth = _role(depth) == "depth"
         except DataError:
             raise
         except Exception as e:  # av.error.FFmpegError and friends: damaged data PyAV cannot demux
             raise DataError(f"{self.path}: cannot be read as Matroska ({first_line(e)}); the file is damaged or is "
                             f"not a k4arecorder MKV") from None
         return RecordingIndex(color=None if color_no is None else index[color_no], depth=index[depth_no],
-                              depth_scale=0.001, depth_scale_source="k4a depth is millimetres",
+                              depth_scale=0.001 if k4a_depth else None,
+                              depth_scale_source="k4a depth is millimetres" if k4a_depth else "",
                               clock="Matroska block timestamps", notes=notes, extra=extra)
 
     def _positions(self, role: str, info: StreamIndex) -> Tuple[Dict[int, int], np.ndarray]:
