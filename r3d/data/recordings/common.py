@@ -379,8 +379,12 @@ class Recording:
         fps = self.fps if fps is None else float(fps)
         if not fps > 0 or not math.isfinite(fps):
             raise DataError(f"{self.path}: a frame rate must be a positive number, got {fps}")
-        n = max(1, int(round((float(self.timestamps[-1]) + 1.0 / self.fps) * fps)))
-        return self.nearest_frames(np.arange(n) / fps)
+        cache = self.__dict__.setdefault("_uniform_frames", {})  # per-sample callers ask for the same map
+        if fps not in cache:
+            n = max(1, int(round((float(self.timestamps[-1]) + 1.0 / self.fps) * fps)))
+            cache[fps] = self.nearest_frames(np.arange(n) / fps)
+            cache[fps].setflags(write=False)
+        return cache[fps]
 
     def summary(self) -> Dict[str, Any]:
         """Facts for reports: kind, frames, rates, sizes, depth units and their source, clock, pairing, notes."""
