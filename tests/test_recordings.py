@@ -311,7 +311,7 @@ def _check_converted(root: Path, rec, vid: str, fps: float) -> np.ndarray:
     np.testing.assert_array_equal(units, rec.read_paired_depth_units(src))  # bit for bit, mm
     video = read_rgb_frames(root / "videos" / f"{vid}.mp4", range(len(src)))
     err = np.abs(video.astype(int) - rec.read_rgb(src).astype(int))
-    assert err.mean() <= 2.0 and err.max() <= 8, (err.mean(), err.max())  # measured: mean 1.2-1.3, max 4
+    assert err.mean() <= 2.0 and err.max() <= 10, (err.mean(), err.max())  # measured: mean 1.17-1.26, max 6
     return src
 
 
