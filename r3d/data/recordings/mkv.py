@@ -10,6 +10,7 @@ tags as stream metadata, so a stream is identified the way k4a's playback does: 
 
 k4a depth (a DEPTH track) is millimetres; a 16-bit track found by codec alone has no declared unit, so the caller's
 `depth_scale` or the 1 mm default applies.
+
 Colour may be any codec FFmpeg decodes (MJPEG, H.264, raw YUV); random access seeks to the key frame before a
 requested frame and decodes forward, decoding only the requested packets of intra-only streams (MJPEG, b16g, FFV1).
 A file shorter than its Matroska segment declares is refused as truncated (a copy or a recording cut short).
