@@ -198,7 +198,7 @@ def test_unused_modality_is_not_decoded(tmp_path, monkeypatch):
     assert ds.stats["missing_depth"] == 0 and ds.stats["missing_depth_videos"] == 0
     with pytest.raises(DataError, match=r"depth/v0/0000\d\d\.png: uint8 \(8-bit\) PNG.*train\.csv:2"):
         AnticipationDataset(_cfg(tmp_path), "train", train=False)[0]  # read time: names the file and the row
-    monkeypatch.setattr("r3d.data.formats.read_rgb_frames", lambda *a, **k: pytest.fail("RGB decoded"))
+    monkeypatch.setattr("r3d.data.info.read_rgb_frames", lambda *a, **k: pytest.fail("RGB decoded"))
     s = AnticipationDataset(_cfg(tmp_path, "model.modalities=[depth]"), "train", train=False)[2]
     assert not bool(s["present"]["rgb"]) and torch.count_nonzero(s["rgb"]) == 0 and bool(s["present"]["depth"])
     assert torch.count_nonzero(s["depth"]) > 0
