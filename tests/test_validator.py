@@ -93,7 +93,8 @@ def test_depth_that_vanishes_is_an_error_naming_the_measured_span(scene, overrid
     assert error.check == "depth range" and cut in error.message
     _assert_span(error.message, frame, scale)
     assert "the model would see (nearly) no depth" in error.message
-    assert "data.depth_scale / data.depth_min / data.depth_max" in error.message
+    assert error.message.endswith("fix depth_scale (0.001 = millimetres) or depth_min / depth_max in dataset.yaml "
+                                  "or data.depth_*")
     with pytest.raises(DataError) as e:  # training refuses the same, before any epoch
         build_datasets(cfg_for(root, override))
     assert re.search(r"split 'train' of .*: depth readings span ", one_line(e)) and cut in one_line(e)

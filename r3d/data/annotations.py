@@ -1,6 +1,6 @@
 """EPIC-KITCHENS-100-style annotation CSVs: class lists, action segments and the action vocabulary, checked strictly.
 
-A header row is required; column order is free and extra columns are ignored (DATA-FORMAT.md). Every problem raises
+A header row is required; column order is free and extra columns are ignored. Every problem raises
 a `DataError` that names the file, the CSV line number (the header is line 1) and the column, and says what to fix.
 """
 from __future__ import annotations
@@ -71,7 +71,8 @@ def iter_rows(path: PathLike, required: Sequence[str],
     the wrong number of fields raises, or (with a `problems` list) is appended to it as a DataError and skipped."""
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"{p}: annotation file not found; see DATA-FORMAT.md for the annotations/ layout")
+        raise DataError(f"{p}: annotation file not found; annotations/ holds <split>.csv, verb_classes.csv and "
+                        f"noun_classes.csv (r3d/data/adapters/folder.py)")
     with open(p, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         header = next(reader, None)
@@ -147,7 +148,7 @@ def read_segments(path: PathLike, num_verbs: Optional[int] = None, num_nouns: Op
     """Action segments of one split, in file order.
 
     Args:
-        path: the split CSV (EK100 columns, see DATA-FORMAT.md).
+        path: the split CSV (EK100 columns: narration_id, video_id, start/stop_timestamp, verb/noun_class, ...).
         num_verbs / num_nouns: class counts; ids outside 0..n-1 are errors (None: only non-negative is checked).
         require_labels: verb_class/noun_class must be present and filled (train/val). When False (e.g. test),
             absent columns or empty cells give -1, while filled cells are still checked.

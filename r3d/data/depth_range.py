@@ -109,10 +109,9 @@ class DepthSurvey:
         level = "error" if share < ERROR_SHARE else "warning"
         consequence = "the model would see (nearly) no depth" if level == "error" else "most depth is discarded"
         return level, (f"depth readings span {lo:.2f}–{hi:.2f} m (1st–99th percentile of {self.frames} frame(s) of "
-                       f"{self.videos} video(s), integer depth read with depth_scale={depth_scale:g} m per unit); "
-                       f"{' and '.join(cuts)}: {consequence}. Fix depth_scale (0.001 = millimetres) or "
-                       f"depth_min/depth_max in ROOT/dataset.yaml or with data.depth_scale / data.depth_min / "
-                       f"data.depth_max")
+                       f"{self.videos} video(s), depth_scale={depth_scale:g} m per unit); {' and '.join(cuts)}: "
+                       f"{consequence}; fix depth_scale (0.001 = millimetres) or depth_min / depth_max in "
+                       f"dataset.yaml or data.depth_*")
 
 
 def survey_stores(stores: Mapping[str, DepthStore], depth_min: float, depth_max: float,

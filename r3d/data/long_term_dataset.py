@@ -6,7 +6,7 @@ gongda0e/FUTR, ``data/basedataset.py``) and R3D's copy of it (github olivesgatec
 the first α of the video and its targets are the frame labels of what follows.
 
 Frame labels (per RGB frame of the video, at its own frame rate) come from the segments of the split
-(`frame_labels`): a segment covers frames [floor(start·fps), floor(stop·fps)) (DATA-FORMAT.md: frame index =
+(`frame_labels`): a segment covers frames [floor(start·fps), floor(stop·fps)) (frame index =
 floor(t·fps); at least its first frame), a later row overwrites an earlier one where they overlap, and frames
 outside every segment get the background class ("undefined" in UTKinect, the cues of the synthetic benchmark).
 Class ids: 0..A−1 the action vocabulary (`DatasetInfo.actions`), A = background, A+1 = NONE (the end-of-sequence

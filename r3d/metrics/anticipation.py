@@ -1,6 +1,6 @@
 """Anticipation metrics: top-k accuracy, class-mean top-k recall (MT5R), mean over classes (MoC). Results in percent.
 
-Next-action protocol (EPIC-KITCHENS-100 style, METHODS.md §5), as the official EK100 anticipation evaluator computes
+Next-action protocol (EPIC-KITCHENS-100 style), as the official EK100 anticipation evaluator computes
 them (github epic-kitchens/C3-Action-Anticipation, `evaluate_anticipation_json_ek100.py`):
 
 - top-k accuracy: fraction of samples whose label is among the k highest scores.
