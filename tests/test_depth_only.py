@@ -62,6 +62,22 @@ def test_depth_only_root_needs_a_depth_rate_and_rgb_models_need_videos(no_videos
             f"{no_videos / 'depth' / 'v0003'}[.npz|.npy|.mkv]") in one_line(e)
 
 
+def test_npz_depth_carries_its_own_rate(tiny_root, no_videos):
+    """Depth stored as npz with a scalar `fps` key times a video without RGB when dataset.yaml gives no rate."""
+    (no_videos / "dataset.yaml").unlink()
+    for folder in sorted(p for p in (no_videos / "depth").iterdir() if p.is_dir()):
+        frames = np.stack([read_png16(p) for p in sorted(folder.glob("*.png"))])
+        np.savez(no_videos / "depth" / f"{folder.name}.npz", depth=frames, fps=np.float64(8.0))
+        shutil.rmtree(folder)
+    ref, _, _ = build_datasets(cfg_for(tiny_root, DEPTH_ONLY))
+    train, _, _ = build_datasets(cfg_for(no_videos, DEPTH_ONLY))
+    assert [it.frame_idx.tolist() for it in train.items] == [it.frame_idx.tolist() for it in ref.items]
+    assert torch.equal(train[5]["depth"], ref[5]["depth"])
+    np.savez(no_videos / "depth" / "v0000.npz", depth=np.zeros((3, 4, 4), np.uint16), fps=np.float64(-1.0))
+    with pytest.raises(DataError, match=r"v0000\.npz: key 'fps' is -1\.0; it must be one positive number"):
+        build_datasets(cfg_for(no_videos, DEPTH_ONLY))
+
+
 def test_skipping_every_segment_names_the_real_reason(no_videos):
     """An RGB-D model on a ROOT without videos/ under data.on_bad_sample=skip: the error says every segment was bad
     and why, not that tau_a / tau_o / drop_style are off."""

@@ -330,14 +330,6 @@ def _npy_header(f) -> Tuple[Tuple[int, ...], bool, np.dtype]:
     return np.lib.format.read_array_header_2_0(f)
 
 
-def _positive_scalar(value: np.ndarray, what: str) -> float:
-    """A positive finite number from a 0-d or 1-element array; DataError naming `what` otherwise."""
-    v = np.asarray(value)
-    if v.size != 1 or not np.issubdtype(v.dtype, np.number) or not (np.isfinite(v) & (v > 0)).all():
-        raise DataError(f"{what} is {v.tolist()!r}; it must be one positive number (frames per second)")
-    return float(v.reshape(-1)[0])
-
-
 class NpzDepthStore(DepthStore):
     """``<video_id>.npz`` with key `key` (default ``depth``): (T, H, W) integer units or float metres, and an
     optional scalar ``fps`` (the depth frame rate).
@@ -366,7 +358,10 @@ class NpzDepthStore(DepthStore):
                     header_len = f.tell()
                 if "fps.npy" in names:
                     with z.open("fps.npy") as f:
-                        self.fps = _positive_scalar(np.lib.format.read_array(f), f"{self.path}: key 'fps'")
+                        fps = np.lib.format.read_array(f)
+                    if fps.size != 1 or not np.issubdtype(fps.dtype, np.number) or not 0 < fps.reshape(-1)[0] < np.inf:
+                        raise DataError(f"{self.path}: key 'fps' is {fps.tolist()!r}; it must be one positive number")
+                    self.fps = float(fps.reshape(-1)[0])
         except (zipfile.BadZipFile, OSError, ValueError) as e:
             if isinstance(e, DataError):
                 raise
