@@ -296,7 +296,7 @@ class AnticipationDataset(Dataset):
         self._count_nonfinite(items)
         _logger.info("%s split '%s': %s", self.info.name, self.split, self.stats)
         if not items:
-            raise self._no_samples("segments")
+            raise self._no_samples()
         return items
 
     def _clock_path(self, video_id: str, clock: VideoInfo) -> Path:
@@ -305,20 +305,18 @@ class AnticipationDataset(Dataset):
             return self.depth_stores[video_id].path
         return self.info.video_path(video_id)
 
-    def _no_samples(self, what: str) -> DataError:
-        """The DataError of an empty index, saying why every one of the split's `what` was dropped."""
-        n = self.stats[what]
-        reasons = []
-        if self.stats["skipped_bad"]:
-            reasons.append(f"{self.stats['skipped_bad']} skipped as bad input (data.on_bad_sample=skip), first "
-                           f"reason: {self._first_bad}")
-        reasons += window_notes({UNOBSERVABLE: self.stats["skipped_unobservable"],
-                                 BEFORE_START: self.stats.get("skipped_before_start", 0)}, self._data_cfg)
-        if self.stats["skipped_bad"] == n:
-            return DataError(f"split '{self.split}' of {self.info.root} has no usable samples: all {n} {what} "
+    def _no_samples(self) -> DataError:
+        """The DataError of an empty index, saying why the split's segments were dropped."""
+        n, bad = self.stats["segments"], self.stats["skipped_bad"]
+        if bad == n:
+            return DataError(f"split '{self.split}' of {self.info.root} has no usable samples: all {n} segments "
                              f"skipped as bad input, first reason: {self._first_bad}")
-        return DataError(f"split '{self.split}' of {self.info.root} has no usable samples: of {n} {what}, "
-                         f"{'; '.join(reasons) or 'none was kept'}")
+        reasons = [f"{bad} skipped as bad input (data.on_bad_sample=skip), first reason: {self._first_bad}"] if bad \
+            else []
+        reasons += window_notes({UNOBSERVABLE: self.stats["skipped_unobservable"],
+                                 BEFORE_START: self.stats["skipped_before_start"]}, self._data_cfg)
+        return DataError(f"split '{self.split}' of {self.info.root} has no usable samples: of {n} segments, "
+                         f"{'; '.join(reasons)}")
 
     def _check_depth_range(self) -> None:
         """Sample the depth the model will see (`depth_range.survey_stores`): DataError when (nearly) no reading

@@ -3,8 +3,9 @@
 RGB: `probe_video` and `read_rgb_frames` open a `decord.VideoReader` inside each call (nothing is opened at import
 or kept in an object, so DataLoader workers never share a decoder) and read with one sorted, de-duplicated
 `get_batch`. decord is imported lazily, after cv2: decord 0.6.0 imported *before* cv2 breaks cv2's PNG reader
-(libpng reports "bad parameters to zlib"). decord2 3.4.0 fails on some frame widths (e.g. 16, 32 or 48 px: "DECORDArrayCopyFromTo: The size
-must exactly match"); when `get_batch` fails, the frames are decoded with PyAV instead (same rgb24 pixels as decord).
+(libpng reports "bad parameters to zlib"). decord2 3.4.0 fails on some frame widths (e.g. 16, 32 or 48 px:
+"DECORDArrayCopyFromTo: The size must exactly match"); when `get_batch` fails, the frames are decoded with PyAV
+instead (same rgb24 pixels as decord).
 
 Depth: decord decodes to 8-bit RGB, so depth never goes through it. One `DepthStore` subclass per storage kind, picked
 by `open_depth` from what exists for a video under ``ROOT/depth`` (first match wins, in this order):
