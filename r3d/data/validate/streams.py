@@ -41,6 +41,8 @@ def check_videos(ck: Checker, info: DatasetInfo, videos: Sequence[str], modaliti
         store = None
         if "depth" in modalities:
             store = _depth_store(ck, info, vid, warn_absent=timed_by == "rgb")
+            if store is not None:  # its range is surveyed even when the video is unusable for another reason
+                stores[vid] = store
         if timed_by == "depth":
             clock = ck.guard("videos", info.probe_depth, vid, store)
         if clock is None:
@@ -52,9 +54,6 @@ def check_videos(ck: Checker, info: DatasetInfo, videos: Sequence[str], modaliti
                 info.check_depth(vid, clock, store)
             except DataError as e:
                 ck.add("depth frames", ERROR, where_of(e), str(e))
-                continue
-        if store is not None:
-            stores[vid] = store
     if "depth" in modalities:
         _depth_range(ck, info, stores)
     return clocks
