@@ -255,7 +255,9 @@ def test_depth_settings_precedence(tmp_path):
     make_root(tmp_path, depth_kinds={"v0": "npz"}, dataset_yaml={"depth_max": 2.0, "depth_scale": 0.001})
     info = build_info(_cfg(tmp_path))
     assert (info.depth_scale, info.depth_min, info.depth_max, info.depth_fps) == (0.001, 0.2, 2.0, None)
-    assert build_info(_cfg(tmp_path, "data.depth_max=3.5", "data.depth_min=0.5")).depth_max == 3.5
+    assert info.depth_settings() == {"depth_scale": 0.001, "depth_min": 0.2, "depth_max": 2.0}
+    overridden = build_info(_cfg(tmp_path, "data.depth_max=3.5", "data.depth_min=0.5"))
+    assert overridden.depth_settings() == {"depth_scale": 0.001, "depth_min": 0.5, "depth_max": 3.5}
     # background 1.0..2.45 m: above depth_max 2.0 it is invalid (0)
     s = AnticipationDataset(_cfg(tmp_path), "train", train=False)[0]
     assert s["frame_idx"].tolist() == [6, 8, 10, 12, 14, 16, 18, 20]

@@ -13,7 +13,7 @@ import torch
 from conftest import REPO, TINY_RUN, run_tool
 from r3d.data.dataset import build_datasets
 from r3d.data.errors import DataError
-from r3d.data.io import read_png16
+from r3d.data.io import read_png16, write_depth_ffv1
 from r3d.data.validate import validate_root
 from test_bad_input import cfg_for, one_line
 
@@ -62,19 +62,24 @@ def test_depth_only_root_needs_a_depth_rate_and_rgb_models_need_videos(no_videos
             f"{no_videos / 'depth' / 'v0003'}[.npz|.npy|.mkv]") in one_line(e)
 
 
-def test_npz_depth_carries_its_own_rate(tiny_root, no_videos):
-    """Depth stored as npz with a scalar `fps` key times a video without RGB when dataset.yaml gives no rate."""
+def test_npz_and_mkv_depth_carry_their_own_rate(tiny_root, no_videos):
+    """Depth stored as npz with a scalar `fps` key, or as an FFV1 mkv, times a video without RGB when dataset.yaml
+    gives no rate (v0000 as mkv, the others as npz)."""
     (no_videos / "dataset.yaml").unlink()
     for folder in sorted(p for p in (no_videos / "depth").iterdir() if p.is_dir()):
         frames = np.stack([read_png16(p) for p in sorted(folder.glob("*.png"))])
-        np.savez(no_videos / "depth" / f"{folder.name}.npz", depth=frames, fps=np.float64(8.0))
+        if folder.name == "v0000":
+            write_depth_ffv1(no_videos / "depth" / "v0000.mkv", frames, 8.0)
+        else:
+            np.savez(no_videos / "depth" / f"{folder.name}.npz", depth=frames, fps=np.float64(8.0))
         shutil.rmtree(folder)
     ref, _, _ = build_datasets(cfg_for(tiny_root, DEPTH_ONLY))
     train, _, _ = build_datasets(cfg_for(no_videos, DEPTH_ONLY))
     assert [it.frame_idx.tolist() for it in train.items] == [it.frame_idx.tolist() for it in ref.items]
-    assert torch.equal(train[5]["depth"], ref[5]["depth"])
-    np.savez(no_videos / "depth" / "v0000.npz", depth=np.zeros((3, 4, 4), np.uint16), fps=np.float64(-1.0))
-    with pytest.raises(DataError, match=r"v0000\.npz: key 'fps' is -1\.0; it must be one positive number"):
+    assert torch.equal(train[0]["depth"], ref[0]["depth"]) and torch.equal(train[5]["depth"], ref[5]["depth"])
+    assert train.depth_stores["v0000"].kind == "mkv" and train.probe("v0000").stream == "depth"
+    np.savez(no_videos / "depth" / "v0002.npz", depth=np.zeros((3, 4, 4), np.uint16), fps=np.float64(-1.0))
+    with pytest.raises(DataError, match=r"v0002\.npz: key 'fps' is -1\.0; it must be one positive number"):
         build_datasets(cfg_for(no_videos, DEPTH_ONLY))
 
 
