@@ -189,7 +189,7 @@ def test_missing_depth_folder_is_a_missing_modality(fx):
 def test_unused_modality_is_not_decoded(tmp_path, monkeypatch):
     import cv2
 
-    fx = make_root(tmp_path, depth_kinds={"v0": "png", "v1": "npz"})
+    make_root(tmp_path, depth_kinds={"v0": "png", "v1": "npz"})
     for p in (tmp_path / "depth" / "v0").iterdir():  # v0's depth becomes unreadable (8-bit)
         cv2.imwrite(str(p), np.zeros((32, 32), np.uint8))
     ds = AnticipationDataset(_cfg(tmp_path, "model.modalities=[rgb]"), "train", train=False)

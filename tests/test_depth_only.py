@@ -13,7 +13,8 @@ import torch
 from conftest import REPO, TINY_RUN, run_tool
 from r3d.data.dataset import build_datasets
 from r3d.data.errors import DataError
-from r3d.data.io import read_png16, write_depth_ffv1
+from r3d.data.depth_writers import write_depth_ffv1
+from r3d.data.io import read_png16
 from r3d.data.validate import validate_root
 from test_bad_input import cfg_for, one_line
 

@@ -3,7 +3,6 @@ depth units bit for bit, timestamps, the colour↔depth pairing, the one-line er
 converter's folder output read through r3d's own folder readers."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import av

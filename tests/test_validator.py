@@ -16,7 +16,8 @@ from conftest import REPO, run_tool
 from fixtures import make_root
 from r3d.data.dataset import build_datasets
 from r3d.data.errors import DataError
-from r3d.data.io import read_png16, write_depth_png16
+from r3d.data.depth_writers import write_depth_png16
+from r3d.data.io import read_png16
 from r3d.data.validate import validate_root
 from test_bad_input import cfg_for, edit_csv, one_line
 

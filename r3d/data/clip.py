@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 import numpy as np
 
 from .errors import DataError
-from .formats import DEPTH_DEFAULTS, read_dataset_yaml, resolve_depth
+from .dataset_yaml import DEPTH_DEFAULTS, read_dataset_yaml, resolve_depth
 from .io import DepthStore, MkvDepthStore, NpyDepthStore, NpzDepthStore, probe_video, read_png16, read_rgb_frames
 from .protocols import frame_at
 from .recordings import Recording, is_recording, open_recording

@@ -187,12 +187,6 @@ class AnticipationDataset(Dataset):
             raise self._depth_checked[video_id]
         return store
 
-    def _probe(self, video_id: str) -> VideoInfo:  # the names r3d.engine.extract calls (until it calls probe)
-        return self.probe(video_id)
-
-    def _depth(self, video_id: str, video: VideoInfo) -> Optional[DepthStore]:
-        return self.depth_store(video_id, video)
-
     # -- index -------------------------------------------------------------------------------------------------------
     def _count_presence(self, store: Optional[DepthStore], dropped: Sequence[str], present: Mapping[str, bool]) -> None:
         """Count one indexed sample's missing depth files, seeded drops and absent modalities into `stats`."""

@@ -43,7 +43,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .dataset import MODALITIES, AnticipationDataset, build_datasets
+from .dataset import MODALITIES, AnticipationDataset
 from .errors import DataError
 from .formats import build_info
 from .info import DatasetInfo
@@ -391,13 +391,7 @@ class FeatureDataset(AnticipationDataset):
         return out
 
 
-def build_feature_datasets(cfg: Mapping, train: bool = True) -> Tuple[Optional[FeatureDataset], FeatureDataset,
-                                                                        DatasetInfo]:
-    """`build_datasets(cfg, train, FeatureDataset)`: (train or None, validation, info) for `data.features`. Kept for
-    r3d.engine until it calls `build_datasets` itself."""
-    return build_datasets(cfg, train, FeatureDataset)
 
-
-__all__: List[str] = ["FeatureCache", "FeatureDataset", "build_feature_datasets", "check_trainable", "token_spec",
+__all__: List[str] = ["FeatureCache", "FeatureDataset", "check_trainable", "token_spec",
                       "config_source", "path_bytes", "source_entry", "MANIFEST", "SHARDS", "FORMAT", "FORMAT_VERSION",
                       "DTYPES"]

@@ -11,7 +11,6 @@ from typing import Mapping
 
 from ..registry import DATASETS
 from . import adapters  # noqa: F401  (registers the built-in adapters)
-from .dataset_yaml import read_dataset_yaml, resolve_depth  # noqa: F401  (kept importable for r3d.engine.stream)
 from .info import DatasetInfo
 
 

@@ -14,6 +14,12 @@ only these:
 | `check_depth`, `depth_indices` | whether depth fits the clock, and the depth frame of each clock frame |
 | `timing_stream` | which stream's frames a video's frame indices count ("rgb" or "depth") |
 
+Native sensor recordings: a file ``ROOT/recordings/<video_id>.mkv`` (Azure Kinect / Orbbec, k4arecorder) or ``.bag``
+(RealSense, realsense-viewer) stands in for both ``videos/<video_id>`` and ``depth/<video_id>``. Its frames are put on
+a constant-rate clock at the recording's own rate (`Recording.uniform_frames`: frame i at i / fps, so annotation times
+map to frames as for any video) and its depth is paired to them by the recording's timestamps; the depth unit is the
+file's own unless `data.depth_scale` or dataset.yaml sets one.
+
 Frame timing: frame indices (what the protocols sample; frame i is at time i / fps) count the RGB frames when the
 model uses RGB or the video has RGB on disk, else the depth frames (a depth-only model on a dataset without RGB). A
 depth clock's rate is the store's own (`DepthStore.fps`: MKV, npz key ``fps``), else dataset.yaml's ``depth_fps``,
@@ -38,8 +44,9 @@ from .file_checks import video_timing_problem
 from .frames import FrameFolder
 from .io import DepthClock, DepthStore, VideoInfo, open_depth, probe_video, read_rgb_frames
 from .protocols import match_depth_indices
+from .recordings import READERS, Recording, open_recording
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".MP4", ".AVI", ".MOV")
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".MP4", ".AVI", ".MOV")  # in ROOT/videos/
 MODEL_DEPTH_KEYS = ("depth_scale", "depth_min", "depth_max")
 
 
@@ -122,8 +129,35 @@ class DatasetInfo:
         this info holds (the adapter's, else the defaults). DataError naming the key or file for a bad value."""
         path = self.root / "dataset.yaml"
         own = {key: getattr(self, key) for key in DEPTH_DEFAULTS}
-        for key, value in resolve_depth(read_dataset_yaml(path), cfg, str(path), fallback=own).items():
+        meta = read_dataset_yaml(path)
+        for key, value in resolve_depth(meta, cfg, str(path), fallback=own).items():
             setattr(self, key, value)
+        # whether the unit was given (config or dataset.yaml): else a sensor recording's own unit applies
+        self.depth_scale_given = meta.get("depth_scale") is not None or \
+            ((cfg or {}).get("data") or {}).get("depth_scale") is not None
+
+    def recording_path(self, video_id: str) -> Optional[Path]:
+        """``ROOT/recordings/<video_id>.<suffix>`` for a registered recording suffix (.mkv, .bag), or None."""
+        base = self.root / "recordings"
+        return next((base / f"{video_id}{ext}" for ext in sorted(READERS) if (base / f"{video_id}{ext}").is_file()),
+                    None)
+
+    def recording(self, video_id: str) -> Optional[Recording]:
+        """The native recording of `video_id`, opened once per process, or None; DataError naming the file when it
+        cannot be read (truncated, no depth track, streams that never overlap, ...)."""
+        path = self.recording_path(video_id)
+        if path is None:
+            return None
+        cache = self.__dict__.setdefault("_recordings", {})
+        if video_id not in cache:
+            scale = self.depth_scale if getattr(self, "depth_scale_given", False) else None
+            try:
+                cache[video_id] = open_recording(path, depth_scale=scale)
+            except DataError as e:
+                cache[video_id] = e
+        if isinstance(cache[video_id], DataError):
+            raise cache[video_id]
+        return cache[video_id]
 
     def depth_settings(self) -> Dict[str, float]:
         """{depth_scale, depth_min, depth_max}: how integer depth becomes the model's input (what a checkpoint must
@@ -133,7 +167,11 @@ class DatasetInfo:
     # -- RGB ---------------------------------------------------------------------------------------------------------
     def video_path(self, video_id: str) -> Path:
         """``ROOT/videos/<video_id>.mp4`` (or the first other video extension that exists), else the frame folder
-        ``ROOT/videos/<video_id>/`` if it exists; the .mp4 path if none."""
+        ``ROOT/videos/<video_id>/`` if it exists, else a native recording ``ROOT/recordings/<video_id>.mkv|.bag``;
+        the .mp4 path if none."""
+        rec = self.recording_path(video_id)
+        if rec is not None:
+            return rec
         base = self.root / "videos"
         for ext in VIDEO_EXTENSIONS:
             p = base / f"{video_id}{ext}"
@@ -142,8 +180,14 @@ class DatasetInfo:
         return base / video_id if (base / video_id).is_dir() else base / f"{video_id}.mp4"
 
     def has_rgb(self, video_id: str) -> bool:
-        """Whether the RGB of `video_id` exists on disk (a file, possibly broken, or a frame folder)."""
-        return self.video_path(video_id).exists()
+        """Whether the RGB of `video_id` exists on disk (a file, possibly broken, a frame folder, or a recording
+        with a colour stream)."""
+        if self.recording_path(video_id) is None:
+            return self.video_path(video_id).exists()
+        try:
+            return self.recording(video_id).has_rgb
+        except DataError:  # a broken recording: reading its RGB then names the problem
+            return True
 
     def frames(self, video_id: str) -> FrameFolder:
         """The `FrameFolder` at `video_path(video_id)` (scanned once per process)."""
@@ -158,12 +202,18 @@ class DatasetInfo:
         probe is remembered per process, so an adapter that needs durations and the dataset share one)."""
         cache = self.__dict__.setdefault("_rgb_probes", {})
         if video_id not in cache:
-            path = self.video_path(video_id)
-            cache[video_id] = self.frames(video_id).probe() if path.is_dir() else probe_video(path)
+            rec, path = self.recording(video_id), self.video_path(video_id)
+            if rec is not None:
+                cache[video_id] = VideoInfo(len(rec.uniform_frames()), float(rec.fps), rec.height, rec.width)
+            else:
+                cache[video_id] = self.frames(video_id).probe() if path.is_dir() else probe_video(path)
         return cache[video_id]
 
     def read_rgb(self, video_id: str, indices: Sequence[int]) -> np.ndarray:
         """RGB frames of `video_id` at `indices` (K,) -> (K, H, W, 3) uint8 (`r3d.data.io.read_rgb_frames` contract)."""
+        rec = self.recording(video_id)
+        if rec is not None:
+            return rec.read_rgb(rec.uniform_frames()[np.asarray(indices, dtype=np.int64)])
         path = self.video_path(video_id)
         return self.frames(video_id).read(indices) if path.is_dir() else read_rgb_frames(path, indices)
 
@@ -171,15 +221,24 @@ class DatasetInfo:
         """The one-line frame timing problem of a video file (`r3d.data.file_checks.video_timing_problem`), or None
         (frame folders are timed by their numbering)."""
         path = self.video_path(video_id)
+        if self.recording_path(video_id) is not None:  # timed by its own per-frame timestamps
+            return None
         return video_timing_problem(path, probe) if path.is_file() else None
 
     # -- depth -------------------------------------------------------------------------------------------------------
     def depth_location(self, video_id: str) -> Path:
-        """Where the depth of `video_id` is expected (the PNG folder; .npz/.npy/.mkv files next to it also count)."""
-        return self.root / "depth" / video_id
+        """Where the depth of `video_id` is expected (the PNG folder; .npz/.npy/.mkv files next to it also count; a
+        native recording holds its own)."""
+        rec = self.recording_path(video_id)
+        return rec if rec is not None else self.root / "depth" / video_id
 
     def open_depth(self, video_id: str) -> Optional[DepthStore]:
-        """The depth store of `video_id`, or None when it has no depth (see `r3d.data.io.open_depth`)."""
+        """The depth store of `video_id`, or None when it has no depth (see `r3d.data.io.open_depth`); a native
+        recording's depth on the same constant-rate clock as its colour."""
+        rec = self.recording(video_id)
+        if rec is not None:
+            frames = rec.uniform_frames()
+            return rec.depth_store(frames, rec.fps)
         return open_depth(self.root, video_id, self.depth_scale)
 
     def timing_stream(self, video_id: str, modalities: Sequence[str]) -> str:
@@ -213,9 +272,9 @@ class DatasetInfo:
                 f"of them, or set depth_fps in dataset.yaml to match frames by time")
 
     def depth_indices(self, indices: np.ndarray, clock: VideoInfo, store: DepthStore) -> np.ndarray:
-        """Depth frame of each clock frame index (T,) -> (T,) int64: the same index for a depth clock, else
-        `match_rgb_to_depth`."""
-        if clock.stream == "depth":
+        """Depth frame of each clock frame index (T,) -> (T,) int64: the same index for a depth clock or a store
+        whose frames are already those of the clock (`store.aligned`), else `match_rgb_to_depth`."""
+        if clock.stream == "depth" or getattr(store, "aligned", False):  # e.g. a recording's depth, already paired
             return np.asarray(indices, dtype=np.int64).reshape(-1).copy()
         return self.match_rgb_to_depth(indices, clock, store)
 

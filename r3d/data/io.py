@@ -31,7 +31,6 @@ import logging
 import os
 import re
 import zipfile
-from fractions import Fraction
 from pathlib import Path
 from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -204,11 +203,13 @@ class DepthStore:
     the store itself knows it, e.g. an MKV; else None), `nonfinite` (non-finite values zeroed so far), `dtype` (the
     stored dtype when the store may hold floats (npz/npy); None for the 16-bit integer stores PNG and MKV).
     `random_access` (class attribute): False for stores whose read cost grows with the frame index (decoded from
-    the start), so that cheap checks sample their first frames only.
+    the start), so that cheap checks sample their first frames only. `aligned` (class attribute): True for stores
+    whose frame i already belongs to frame i of the video's clock (a sensor recording's paired depth).
     """
 
     kind = "?"
     random_access = True
+    aligned = False
 
     def __init__(self, path: PathLike, depth_scale: float) -> None:
         if not depth_scale > 0:
@@ -469,38 +470,3 @@ def open_depth(root: PathLike, video_id: str, depth_scale: float) -> Optional[De
 
 
 # -- writers (fixtures, converters) ----------------------------------------------------------------------------------
-def _check_uint16(depth: np.ndarray, ndim: int, what: str) -> np.ndarray:
-    depth = np.asarray(depth)
-    if depth.dtype != np.uint16 or depth.ndim != ndim:
-        raise ValueError(f"{what} expects a {ndim}-D uint16 array, got {depth.ndim}-D {depth.dtype}; convert metres "
-                         f"with np.round(m / depth_scale).astype(np.uint16)")
-    return depth
-
-
-def write_depth_png16(path: PathLike, depth_mm: np.ndarray) -> Path:
-    """Write (H, W) uint16 depth units as a single-channel 16-bit PNG (creating parent folders). Returns the path."""
-    depth_mm = _check_uint16(depth_mm, 2, "write_depth_png16")
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(p), np.ascontiguousarray(depth_mm)):
-        raise OSError(f"{p}: cv2.imwrite failed; check the folder is writable and the name ends in .png")
-    return p
-
-
-def write_depth_ffv1(path: PathLike, frames: np.ndarray, fps: float) -> Path:
-    """Write (T, H, W) uint16 depth units as lossless FFV1 gray16le in Matroska. Returns the path."""
-    import av
-
-    frames = _check_uint16(frames, 3, "write_depth_ffv1")
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(p), "w") as c:
-        stream = c.add_stream("ffv1", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height = int(frames.shape[2]), int(frames.shape[1])
-        stream.pix_fmt = "gray16le"
-        for f in frames:
-            for pkt in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="gray16le")):
-                c.mux(pkt)
-        for pkt in stream.encode():
-            c.mux(pkt)
-    return p

@@ -402,8 +402,11 @@ class RecordingDepthStore(DepthStore):
 
     Frame i is the depth frame paired with frame ``frames[i]`` of the recording's frame clock (default: frame i), all
     zeros when none was paired. `num_frames` = len(frames) and `fps` = the recording's (or the given) rate, so a
-    reader that matches depth to RGB by frame rate maps frame i to frame i.
+    reader that matches depth to RGB by frame rate maps frame i to frame i. `aligned` says so to a dataset: depth
+    frame i belongs to clock frame i whatever the dataset's own `depth_fps`.
     """
+
+    aligned = True
 
     def __init__(self, recording: Recording, frames: Optional[np.ndarray] = None,
                  fps: Optional[float] = None) -> None:

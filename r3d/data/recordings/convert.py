@@ -36,8 +36,8 @@ import yaml
 
 from ..annotations import LABEL_COLUMNS, SEGMENT_COLUMNS
 from ..errors import DataError
-from ..formats import DEPTH_DEFAULTS, read_dataset_yaml
-from ..io import write_depth_png16
+from ..dataset_yaml import DEPTH_DEFAULTS, read_dataset_yaml
+from ..depth_writers import write_depth_png16
 from .common import open_recording
 
 PathLike = Union[str, os.PathLike]

@@ -73,7 +73,10 @@ def read_root(ck: Checker, root: Path, cfg: Mapping) -> Tuple[Optional[DatasetIn
 
 
 def _folders(ck: Checker, root: Path, modalities: List[str]) -> None:
-    """videos/ is needed by a model that uses RGB; depth/ missing means depth is missing for every video."""
+    """videos/ is needed by a model that uses RGB; depth/ missing means depth is missing for every video. A ROOT of
+    native recordings (recordings/<video_id>.mkv|.bag) holds both in one file per video."""
+    if (root / "recordings").is_dir() and any((root / "recordings").iterdir()):
+        return  # each video is then checked on its own (a missing recording is a missing video)
     if "rgb" in modalities and not (root / "videos").is_dir():
         ck.add("layout", ERROR, root / "videos", f"{root / 'videos'}: not found; RGB videos go there as "
                                                  f"<video_id>.mp4 (or train a depth-only model: "
