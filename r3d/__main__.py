@@ -10,7 +10,7 @@ from r3d.registry import ALL_REGISTRIES, import_custom_modules
 
 def load_builtins() -> None:
     """Import the packages whose modules register the built-in components."""
-    import r3d.data.formats  # noqa: F401
+    import r3d.data.adapters  # noqa: F401
     import r3d.engine.protocols  # noqa: F401
     import r3d.models.anticipator  # noqa: F401
     import r3d.models.regularizers  # noqa: F401

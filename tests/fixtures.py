@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import yaml
 
-from r3d.data.io import write_depth_ffv1, write_depth_png16
+from r3d.data.depth_writers import write_depth_ffv1, write_depth_png16
 
 MARKER = (0.25, 0.125, 0.5, 0.375)  # (y0, x0, y1, x1) of the marker, relative to the frame
 MARKER_MM = 3000

@@ -20,7 +20,7 @@ from r3d.data.dataset import AnticipationDataset
 from r3d.data.errors import DataError
 from r3d.data.formats import build_info
 from r3d.data.frames import FrameFolder
-from r3d.data.io import write_depth_png16
+from r3d.data.depth_writers import write_depth_png16
 
 REPO = Path(__file__).resolve().parents[1]
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)

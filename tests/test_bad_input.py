@@ -417,7 +417,7 @@ def test_validator_reports_every_problem_in_one_table(tiny_root, tiny_copy):
     depth_frames(tiny_copy)[7].unlink()
     r = run_tool([REPO / "tools/validate_data.py", tiny_copy], check=False)
     assert r.returncode == 1, r.stderr
-    status = dict(re.split(r"\s{2,}", line)[:2] for line in r.stdout.splitlines()[3:14])
+    status = dict(re.split(r"\s{2,}", line)[:2] for line in r.stdout.splitlines()[3:15])
     assert {k for k, v in status.items() if v == "ERROR"} == {"annotations", "videos", "depth store"}
     assert "v0002.mp4: video is empty (0 bytes)" in r.stdout
     assert "val.csv:2: column 'verb_class' is 'x', not an integer" in r.stdout

@@ -1,7 +1,7 @@
 """Bad input found when the dataset index is built, not later in a DataLoader worker (issue 8, continued).
 
 - A video whose frame count and fps disagree with its container or its frame timestamps stops training with the very
-  line `tools/validate_data.py` prints (`validate.video_timing_problem`), or is skipped and counted.
+  line `tools/validate_data.py` prints (`file_checks.video_timing_problem`), or is skipped and counted.
 - Under `data.on_bad_sample=skip`, depth PNGs that are 8-bit or unreadable are found from their headers at index
   time (no decoding): the samples that would read them are dropped and counted, the others train.
 - NaN/inf in float depth are read as "no reading" and counted in the dataset's stats, which go into metrics JSON.
@@ -12,12 +12,14 @@ undamaged build (frame indices printed by the dataset itself, not recomputed her
 import json
 import logging
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 from conftest import TINY_RUN
+from r3d.data.depth_range import survey_indices
 from r3d.data.errors import DataError
 from r3d.data.io import NpzDepthStore, read_png16
 from test_bad_input import VIDEO, build, depth_frames, errors_of, one_line, reencode
@@ -78,15 +80,20 @@ def test_video_timing_problem_is_skipped_and_counted(tiny_copy, caplog):
 
 def test_8bit_depth_png_skips_only_the_samples_that_read_it(tiny_copy, windows, monkeypatch, caplog):
     """One 8-bit frame inside v0000_0's window (not in v0000_1's): that segment is dropped at index time, counted,
-    logged with the validator's message; no pixel is decoded while indexing; every kept sample loads."""
+    logged with the validator's message; no pixel is decoded while indexing but the few frames of the depth range
+    survey; every kept sample loads."""
     w0, w1 = set(windows[f"{VIDEO}_0"].tolist()), set(windows[f"{VIDEO}_1"].tolist())
     k = sorted(w0 - w1)[3]
     frame = depth_frames(tiny_copy)[k]
     cv2.imwrite(str(frame), (read_png16(frame) // 256).astype(np.uint8))
-    with monkeypatch.context() as mp:  # indexing must read headers only
-        mp.setattr(cv2, "imread", lambda *a, **kw: pytest.fail("a depth PNG was decoded while indexing"))
+    decoded, imread = [], cv2.imread
+    with monkeypatch.context() as mp:  # indexing reads headers only (and the survey's frames)
+        mp.setattr(cv2, "imread", lambda path, *a: decoded.append(Path(path)) or imread(path, *a))
         with caplog.at_level(logging.WARNING, logger="r3d.data.dataset"):
-            train, _ = build(tiny_copy, SKIP)
+            train, val = build(tiny_copy, SKIP)
+    surveyed = {s.frame_path(int(i)) for ds in (train, val) for s in ds.depth_stores.values()
+                for i in survey_indices(s)}
+    assert decoded and set(decoded) <= surveyed
     assert train.stats["skipped_bad"] == 1 and train.stats["bad_depth_frames"] == 1
     assert [it.segment.narration_id for it in train.items if it.segment.video_id == VIDEO] == [f"{VIDEO}_1"]
     assert len(train) == 7

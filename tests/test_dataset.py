@@ -189,7 +189,7 @@ def test_missing_depth_folder_is_a_missing_modality(fx):
 def test_unused_modality_is_not_decoded(tmp_path, monkeypatch):
     import cv2
 
-    fx = make_root(tmp_path, depth_kinds={"v0": "png", "v1": "npz"})
+    make_root(tmp_path, depth_kinds={"v0": "png", "v1": "npz"})
     for p in (tmp_path / "depth" / "v0").iterdir():  # v0's depth becomes unreadable (8-bit)
         cv2.imwrite(str(p), np.zeros((32, 32), np.uint8))
     ds = AnticipationDataset(_cfg(tmp_path, "model.modalities=[rgb]"), "train", train=False)
@@ -198,7 +198,7 @@ def test_unused_modality_is_not_decoded(tmp_path, monkeypatch):
     assert ds.stats["missing_depth"] == 0 and ds.stats["missing_depth_videos"] == 0
     with pytest.raises(DataError, match=r"depth/v0/0000\d\d\.png: uint8 \(8-bit\) PNG.*train\.csv:2"):
         AnticipationDataset(_cfg(tmp_path), "train", train=False)[0]  # read time: names the file and the row
-    monkeypatch.setattr("r3d.data.formats.read_rgb_frames", lambda *a, **k: pytest.fail("RGB decoded"))
+    monkeypatch.setattr("r3d.data.info.read_rgb_frames", lambda *a, **k: pytest.fail("RGB decoded"))
     s = AnticipationDataset(_cfg(tmp_path, "model.modalities=[depth]"), "train", train=False)[2]
     assert not bool(s["present"]["rgb"]) and torch.count_nonzero(s["rgb"]) == 0 and bool(s["present"]["depth"])
     assert torch.count_nonzero(s["depth"]) > 0
@@ -255,7 +255,9 @@ def test_depth_settings_precedence(tmp_path):
     make_root(tmp_path, depth_kinds={"v0": "npz"}, dataset_yaml={"depth_max": 2.0, "depth_scale": 0.001})
     info = build_info(_cfg(tmp_path))
     assert (info.depth_scale, info.depth_min, info.depth_max, info.depth_fps) == (0.001, 0.2, 2.0, None)
-    assert build_info(_cfg(tmp_path, "data.depth_max=3.5", "data.depth_min=0.5")).depth_max == 3.5
+    assert info.depth_settings() == {"depth_scale": 0.001, "depth_min": 0.2, "depth_max": 2.0}
+    overridden = build_info(_cfg(tmp_path, "data.depth_max=3.5", "data.depth_min=0.5"))
+    assert overridden.depth_settings() == {"depth_scale": 0.001, "depth_min": 0.5, "depth_max": 3.5}
     # background 1.0..2.45 m: above depth_max 2.0 it is invalid (0)
     s = AnticipationDataset(_cfg(tmp_path), "train", train=False)[0]
     assert s["frame_idx"].tolist() == [6, 8, 10, 12, 14, 16, 18, 20]

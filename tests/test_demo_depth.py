@@ -19,6 +19,7 @@ from r3d.engine.builder import checkpoint_depth
 from r3d.engine.demo import run_demo
 from r3d.engine.stream import StreamingAnticipator
 from r3d.engine.trainer import train
+from test_stream import one_thread  # noqa: F401  (autouse: batch-1 frames, one intra-op thread)
 
 
 @pytest.fixture(scope="module")

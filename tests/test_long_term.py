@@ -13,8 +13,8 @@ import torch
 from conftest import REPO, TINY_RUN, run_tool
 from fixtures import make_root, ts, write_csv, write_depth, write_video
 from r3d.config import ConfigError, apply_overrides, load_defaults
-from r3d.data.long_term import (IGNORE, LongTermDataset, collate_long_term, frame_labels, query_targets,
-                                transcript)
+from r3d.data.long_term_dataset import (IGNORE, LongTermDataset, collate_long_term, frame_labels, query_targets,
+                                        transcript)
 from r3d.data.protocols import UNOBSERVABLE, frame_at, future_span, long_term_window, observed_length
 from r3d.metrics.anticipation import moc_at_betas, moc_counts, moc_from_counts
 from r3d.models.heads.futr import FUTRHead, futr_loss, normalize_duration, render_batch, render_future

@@ -91,6 +91,33 @@ def test_anticipation_metrics_structure_and_subsets():
     assert res["num_samples_unseen"] == {"verb": 3, "noun": 3, "action": 3}
 
 
+def test_single_noun_dataset_reports_the_verb_as_the_action():
+    """One noun class (NTU-style labels): every action is (verb, 0), so action = verb. The action metrics are the
+    verb's (not those of the separately trained action head, which disagree here) and the noun is marked."""
+    verb = torch.tensor([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])
+    # action vocabulary [(2, 0), (0, 0), (1, 0)]: action head scores that rank differently from the verb head
+    action = torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.1, 0.1, 0.8]])
+    verbs = torch.tensor([1, 0, 2, 1])
+    actions = torch.tensor([2, 1, 0, 2])  # action id of (verb, 0)
+    scores = {"verb": verb, "noun": torch.zeros(4, 1), "action": action}
+    labels = {"verb": verbs, "noun": torch.zeros(4, dtype=torch.long), "action": actions}
+    res = anticipation_metrics(scores, labels, subsets={"tail": {"verb": torch.tensor([True, False, False, True])}})
+    # verb argmax 1, 0, 2, 0 against 1, 0, 2, 1: 3 of 4; the action head's argmax 0, 1, 2, 2 against 2, 1, 0, 2: 2 of 4
+    assert res["verb"]["top1"] == pytest.approx(75.0) and topk_accuracy(action, actions, 1) == pytest.approx(50.0)
+    assert res["action"] == {**res["verb"], "same_as": "verb"}
+    assert res["noun"]["informative"] is False and res["noun"]["top1"] == pytest.approx(100.0)
+    assert "informative" not in res["verb"] and res["num_samples_tail"] == {"verb": 2, "action": 2}
+    # one verb class, several nouns: the noun is the action
+    swapped = anticipation_metrics({"verb": torch.zeros(4, 1), "noun": verb, "action": action},
+                                   {"verb": labels["noun"], "noun": verbs, "action": actions})
+    assert swapped["action"]["same_as"] == "noun" and swapped["verb"]["informative"] is False
+    assert swapped["action"]["top1"] == pytest.approx(75.0)
+    # both factors informative: nothing changes
+    plain = anticipation_metrics({"verb": verb, "noun": verb, "action": action},
+                                 {"verb": verbs, "noun": verbs, "action": actions})
+    assert plain["action"]["top1"] == pytest.approx(50.0) and "same_as" not in plain["action"]
+
+
 def test_anticipation_metrics_needs_labels():
     with pytest.raises(KeyError, match="noun"):
         anticipation_metrics({"noun": SCORES}, {"verb": LABELS})

@@ -13,7 +13,8 @@ import torch
 
 from conftest import TINY_MODEL
 from r3d.config import load_config
-from r3d.data.io import PngDepthStore, read_rgb_frames, write_depth_ffv1
+from r3d.data.depth_writers import write_depth_ffv1
+from r3d.data.io import PngDepthStore, read_rgb_frames
 from r3d.data.synthetic import NOUN_KEYS, VERB_KEYS, render_recording
 from r3d.data.transforms import build_transforms
 from r3d.engine.checkpoint import config_from_meta, export_model, load_meta, load_model_weights

@@ -367,7 +367,7 @@ def test_render_recording(tmp_path):
 
 # -- interfaces -----------------------------------------------------------------------------------------------------
 def test_r3d_folder_loader_reads_the_output(root):
-    from r3d.data.formats import folder
+    from r3d.data.adapters.folder import folder
 
     info = folder(root)
     assert info.num_actions == 16 and info.verb_classes == list(VERB_KEYS[:4])

@@ -4,6 +4,7 @@
     python tools/demo.py --checkpoint RUN_DIR --rgb CLIP.mp4 --depth DEPTH [--out pred.json] [--video overlay.mp4]
                          [--stride S] [--topk 5] [--depth-scale 0.001] [--depth-min M] [--depth-max M] [--depth-fps F]
     python tools/demo.py --sample --video overlay.mp4      # the clip and the checkpoint bundled with r3d
+    python tools/demo.py --checkpoint RUN_DIR --rgb RECORDING.mkv   # Azure Kinect / Orbbec MKV or RealSense .bag
 
 Without --checkpoint the checkpoint bundled with r3d is used (r3d/assets/sample/checkpoint: a model trained on the
 synthetic benchmark, weights stored in float16 and loaded as float32; see tools/bundle_checkpoint.py).
@@ -13,6 +14,9 @@ a ring buffer; every S frames (default: the model's sampling spacing, data.tau_o
 anticipates the next action from the observation window that ends at that frame, exactly as in training.
 
 DEPTH is a folder of 16-bit PNGs (millimetres; gaps = dropped frames), a .npz (key `depth`), a .npy, or an FFV1 .mkv.
+A sensor recording (k4arecorder .mkv, realsense-viewer .bag) holds both streams: pass it as --rgb and leave out
+--depth; its frames are put on a constant-rate clock and paired by the recording's own timestamps, and its depth unit
+comes from the file.
 RGB and depth at different frame rates (--depth-fps, or the .mkv's own rate) are matched by timestamp; frame count or
 rate mismatches are reported. Frames without depth (gaps, depth ended, frames with no valid reading, or no --depth at
 all) make their windows depth-missing: the checkpoint's EBR fills depth from RGB when it has EBR, else depth is zeros.
@@ -38,7 +42,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", help="run folder of tools/train.py, or its model.safetensors (default: the "
                                          "checkpoint bundled with r3d, trained on the synthetic benchmark)")
-    ap.add_argument("--rgb", help="colour video (any container decord reads)")
+    ap.add_argument("--rgb", help="colour video (any container decord reads), or a sensor recording (.mkv/.bag)")
     ap.add_argument("--depth", help="PNG16 folder, .npz, .npy or FFV1 .mkv; omit for RGB-only inference (warned)")
     ap.add_argument("--sample", action="store_true", help="use the RGB-D clip bundled with r3d (r3d/assets/sample)")
     ap.add_argument("--out", default="pred.json", help="predictions JSON (default: %(default)s)")

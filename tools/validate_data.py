@@ -2,11 +2,15 @@
 """Check a dataset ROOT up front: every problem training would stop on, in one table.
 
     python tools/validate_data.py ROOT [--config CFG] [--quick] [key=value ...]
+    python tools/validate_data.py ROOT model.modalities=[depth]      # a depth-only ROOT (no videos/)
 
-Reads ROOT the way training does (data.format, splits, depth overrides and the window keys come from the config;
-defaults: r3d/defaults.yaml) and prints one row per check (layout, class lists, annotations, videos, frame timing,
-depth store/frames/values, segments) followed by the first findings of each, every one naming the file or CSV row and
-the fix. Exit status: 0 when there is no error (warnings allowed), 1 otherwise, 2 for a bad config.
+Reads ROOT the way training does (data.format, splits, depth overrides, the window keys and model.modalities come
+from the config; defaults: r3d/defaults.yaml) and prints one row per check (layout, class lists, annotations, videos,
+frame timing, depth store/frames/values, depth range, segments) followed by the first findings of each, every one
+naming the file or CSV row and the fix. A bad annotation row drops only that row, so every other problem is still
+found. "depth range" samples the depth the model would see and reports how much of it survives depth_scale,
+depth_min and depth_max, with the measured span. Exit status: 0 when there is no error (warnings allowed), 1
+otherwise, 2 for a bad config.
 """
 import argparse
 import logging
@@ -18,7 +22,7 @@ from r3d.data.validate import validate_root
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("root", help="dataset ROOT (videos/, depth/, annotations/)")
+    ap.add_argument("root", help="dataset ROOT (annotations/, and videos/ and/or depth/ for the model's modalities)")
     ap.add_argument("--config", help="experiment YAML whose data.* keys describe the dataset")
     ap.add_argument("--quick", action="store_true", help="read only the first and last depth frame of each video")
     ap.add_argument("--details", type=int, default=5, help="findings listed per check (default 5)")

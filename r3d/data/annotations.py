@@ -1,6 +1,6 @@
-"""EPIC-KITCHENS-100-style annotation CSVs: class lists and action segments, checked strictly.
+"""EPIC-KITCHENS-100-style annotation CSVs: class lists, action segments and the action vocabulary, checked strictly.
 
-A header row is required; column order is free and extra columns are ignored (DATA-FORMAT.md). Every problem raises
+A header row is required; column order is free and extra columns are ignored. Every problem raises
 a `DataError` that names the file, the CSV line number (the header is line 1) and the column, and says what to fix.
 """
 from __future__ import annotations
@@ -65,11 +65,14 @@ class Segment:
         return where(self.source or "<annotations>", self.row)
 
 
-def iter_rows(path: PathLike, required: Sequence[str]) -> Iterator[Tuple[int, Dict[str, str]]]:
-    """(line number, {column: value}) of each non-empty data row; checks the file and the header first."""
+def iter_rows(path: PathLike, required: Sequence[str],
+              problems: Optional[List[DataError]] = None) -> Iterator[Tuple[int, Dict[str, str]]]:
+    """(line number, {column: value}) of each non-empty data row; checks the file and the header first. A row with
+    the wrong number of fields raises, or (with a `problems` list) is appended to it as a DataError and skipped."""
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"{p}: annotation file not found; see DATA-FORMAT.md for the annotations/ layout")
+        raise DataError(f"{p}: annotation file not found; annotations/ holds <split>.csv, verb_classes.csv and "
+                        f"noun_classes.csv (r3d/data/adapters/folder.py)")
     with open(p, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         header = next(reader, None)
@@ -88,8 +91,12 @@ def iter_rows(path: PathLike, required: Sequence[str]) -> Iterator[Tuple[int, Di
             if not values or all(not v.strip() for v in values):
                 continue
             if len(values) != len(header):
-                raise DataError(f"{where(p, line)}: {len(values)} fields but the header has {len(header)}; "
+                bad = DataError(f"{where(p, line)}: {len(values)} fields but the header has {len(header)}; "
                                 f"quote fields that contain commas")
+                if problems is None:
+                    raise bad
+                problems.append(bad)
+                continue
             yield line, {h: v.strip() for h, v in zip(header, values)}
 
 
@@ -136,18 +143,21 @@ def read_classes(path: PathLike) -> List[str]:
 
 
 def read_segments(path: PathLike, num_verbs: Optional[int] = None, num_nouns: Optional[int] = None,
-                  require_labels: bool = True,
-                  rows: Optional[Iterable[Tuple[int, Dict[str, str]]]] = None) -> List[Segment]:
+                  require_labels: bool = True, rows: Optional[Iterable[Tuple[int, Dict[str, str]]]] = None,
+                  problems: Optional[List[DataError]] = None) -> List[Segment]:
     """Action segments of one split, in file order.
 
     Args:
-        path: the split CSV (EK100 columns, see DATA-FORMAT.md).
+        path: the split CSV (EK100 columns: narration_id, video_id, start/stop_timestamp, verb/noun_class, ...).
         num_verbs / num_nouns: class counts; ids outside 0..n-1 are errors (None: only non-negative is checked).
         require_labels: verb_class/noun_class must be present and filled (train/val). When False (e.g. test),
             absent columns or empty cells give -1, while filled cells are still checked.
         rows: (row number, {column: text}) pairs read by the caller from another container (e.g. EK100's .pkl
             twins, `r3d.data.adapters.ek100`), checked like CSV rows; `path` then only names them in errors and the
             caller has checked the columns. None: read the CSV at `path`.
+        problems: None: the first bad row raises. A list: each bad row's DataError is appended to it and the row is
+            dropped (the validator reads this way, so one bad row does not hide the rest of its split); problems of
+            the whole file (missing, no header, a missing column) still raise.
     Raises DataError (file:line: column ...) for a missing column, a non-numeric or unknown class id, a bad
     timestamp, a negative start, a stop before its start, a duplicate narration_id, or a split without rows.
     """
@@ -155,32 +165,77 @@ def read_segments(path: PathLike, num_verbs: Optional[int] = None, num_nouns: Op
     required = SEGMENT_COLUMNS + (LABEL_COLUMNS if require_labels else ())
     out: List[Segment] = []
     seen: Dict[str, int] = {}
-    for line, row in (rows if rows is not None else iter_rows(p, required)):
-        nid, vid = row["narration_id"], row["video_id"]
-        for col in ("narration_id", "video_id"):
-            if not row[col]:
-                raise DataError(f"{where(p, line, col)} is empty; every segment needs a {col}")
-        if nid in seen:
-            raise DataError(f"{where(p, line, 'narration_id')}: '{nid}' is a duplicate of line {seen[nid]}; "
-                            f"narration ids must be unique")
-        seen[nid] = line
-        times = []
-        for col in ("start_timestamp", "stop_timestamp"):
-            try:
-                times.append(parse_timestamp(row[col]))
-            except ValueError as e:
-                raise DataError(f"{where(p, line, col)}: {e}; write HH:MM:SS.ss") from None
-        start, stop = times
-        if start < 0:
-            raise DataError(f"{where(p, line, 'start_timestamp')}: start {start:g} s is negative; times are seconds "
-                            f"from the video start")
-        if stop < start:
-            raise DataError(f"{where(p, line, 'stop_timestamp')}: stop {row['stop_timestamp']} is before start "
-                            f"{row['start_timestamp']}; swap or fix them")
-        verb = int_field(p, line, row, "verb_class", num_verbs, require_labels)
-        noun = int_field(p, line, row, "noun_class", num_nouns, require_labels)
-        out.append(Segment(nid, vid, start, stop, verb, noun, row.get("participant_id", ""), line, str(p)))
-    if not out:
+    for line, row in (rows if rows is not None else iter_rows(p, required, problems)):
+        try:
+            out.append(_segment(p, line, row, num_verbs, num_nouns, require_labels, seen))
+        except DataError as e:
+            if problems is None:
+                raise
+            problems.append(e)
+    if not out and not problems:
         raise DataError(f"{p}: the split has no segments (only a header); add rows or point the config at another "
                         f"split (data.train_split / data.val_split)")
     return out
+
+
+def _segment(p: Path, line: int, row: Dict[str, str], num_verbs: Optional[int], num_nouns: Optional[int],
+             require_labels: bool, seen: Dict[str, int]) -> Segment:
+    """One checked row of a split (`read_segments`); `seen` maps narration ids to their line."""
+    nid, vid = row["narration_id"], row["video_id"]
+    for col in ("narration_id", "video_id"):
+        if not row[col]:
+            raise DataError(f"{where(p, line, col)} is empty; every segment needs a {col}")
+    if nid in seen:
+        raise DataError(f"{where(p, line, 'narration_id')}: '{nid}' is a duplicate of line {seen[nid]}; "
+                        f"narration ids must be unique")
+    seen[nid] = line
+    times = []
+    for col in ("start_timestamp", "stop_timestamp"):
+        try:
+            times.append(parse_timestamp(row[col]))
+        except ValueError as e:
+            raise DataError(f"{where(p, line, col)}: {e}; write HH:MM:SS.ss") from None
+    start, stop = times
+    if start < 0:
+        raise DataError(f"{where(p, line, 'start_timestamp')}: start {start:g} s is negative; times are seconds "
+                        f"from the video start")
+    if stop < start:
+        raise DataError(f"{where(p, line, 'stop_timestamp')}: stop {row['stop_timestamp']} is before start "
+                        f"{row['start_timestamp']}; swap or fix them")
+    verb = int_field(p, line, row, "verb_class", num_verbs, require_labels)
+    noun = int_field(p, line, row, "noun_class", num_nouns, require_labels)
+    return Segment(nid, vid, start, stop, verb, noun, row.get("participant_id", ""), line, str(p))
+
+
+# -- the action vocabulary ---------------------------------------------------------------------------------------------
+def read_actions(path: PathLike, num_verbs: int, num_nouns: int) -> List[Tuple[int, int]]:
+    """The action vocabulary from ``annotations/actions.csv`` (id,verb,noun; ids 0..n-1, distinct pairs)."""
+    p = Path(path)
+    by_id: Dict[int, Tuple[int, int]] = {}
+    lines: Dict[Tuple[int, int], int] = {}
+    for line, row in iter_rows(p, ("id", "verb", "noun")):
+        try:
+            aid = int(row["id"])
+        except ValueError:
+            raise DataError(f"{where(p, line, 'id')} is '{row['id']}', not an integer; action ids are 0..n-1") from None
+        pair = (int_field(p, line, row, "verb", num_verbs, True), int_field(p, line, row, "noun", num_nouns, True))
+        if aid in by_id:
+            raise DataError(f"{where(p, line, 'id')}: action id {aid} is used twice; ids must be unique")
+        if pair in lines:
+            raise DataError(f"{where(p, line)}: pair (verb {pair[0]}, noun {pair[1]}) repeats line {lines[pair]}; "
+                            f"each action is one distinct pair")
+        by_id[aid], lines[pair] = pair, line
+    if sorted(by_id) != list(range(len(by_id))):
+        raise DataError(f"{p}: action ids must be 0..{len(by_id) - 1} without gaps; renumber them")
+    if not by_id:
+        raise DataError(f"{p}: no actions; add `id,verb,noun` rows or delete the file to use the pairs of train.csv")
+    return [by_id[i] for i in range(len(by_id))]
+
+
+def actions_from_segments(segments: List[Segment]) -> List[Tuple[int, int]]:
+    """(verb, noun) pairs in order of first appearance (labelled segments only)."""
+    seen: Dict[Tuple[int, int], None] = {}
+    for s in segments:
+        if s.verb >= 0 and s.noun >= 0:
+            seen.setdefault((s.verb, s.noun), None)
+    return list(seen)

@@ -2,7 +2,9 @@
 
 `RGBDClip` decodes the colour video in chunks (`r3d.data.io.read_rgb_frames`) and reads depth from a PNG16 folder
 (numbering gaps allowed: `SparsePngDepth`), a .npz/.npy array or an FFV1 .mkv (read forward-only by
-`SequentialMkvReader`), aligned to the colour clock. `clip_depth_settings` decides the depth scale, range and rate a
+`SequentialMkvReader`), aligned to the colour clock. A native sensor recording (Azure Kinect / Orbbec .mkv, RealSense
+.bag: `r3d.data.recordings`) is one file with both streams, put on a constant-rate clock by
+`Recording.uniform_frames` and paired by the recording's own timestamps. `clip_depth_settings` decides the depth scale, range and rate a
 clip is read with. The streaming demo (`r3d.engine.demo`) is its user; `sample_clip` names the clip bundled with r3d.
 """
 from __future__ import annotations
@@ -17,9 +19,10 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 import numpy as np
 
 from .errors import DataError
-from .formats import DEPTH_DEFAULTS, read_dataset_yaml, resolve_depth
+from .dataset_yaml import DEPTH_DEFAULTS, read_dataset_yaml, resolve_depth
 from .io import DepthStore, MkvDepthStore, NpyDepthStore, NpzDepthStore, probe_video, read_png16, read_rgb_frames
 from .protocols import frame_at
+from .recordings import Recording, is_recording, open_recording
 
 PathLike = Union[str, os.PathLike]
 _logger = logging.getLogger("r3d.clip")
@@ -135,17 +138,22 @@ def clip_depth_settings(depth: Optional[PathLike], model: Optional[Mapping[str, 
     - `depth_min`, `depth_max` (the valid range the model normalises to): a flag, else `model` (the values the
       checkpoint was trained with, saved in its model.json), else r3d's defaults (0.2 m, 4.5 m).
     - `depth_scale` (metres per stored unit) and `depth_fps` (a property of the recording): a flag, else the
-      dataset.yaml of the ROOT the clip lies in (ROOT/depth/<id>), else (scale only) `model`, else 0.001 m; a depth
-      file with its own frame rate (.mkv) supplies `depth_fps` when nothing else does (`RGBDClip`).
+      recording's own metadata (a sensor recording's depth unit; the dataset.yaml of the ROOT a depth path lies in,
+      ROOT/depth/<id>), else (scale only) `model`, else 0.001 m; a depth file with its own frame rate (.mkv) supplies
+      `depth_fps` when nothing else does (`RGBDClip`).
 
     Args:
-        depth: the depth recording (None: no depth). model: {depth_scale, depth_min, depth_max} of the checkpoint.
+        depth: the depth recording, or a sensor recording holding both streams (None: no depth).
+        model: {depth_scale, depth_min, depth_max} of the checkpoint.
         flags: depth_scale / depth_min / depth_max / depth_fps given explicitly (None = not given).
     """
     unknown = set(flags) - set(DEPTH_DEFAULTS)
     if unknown:
         raise TypeError(f"unknown depth setting(s) {sorted(unknown)}; known: {', '.join(DEPTH_DEFAULTS)}")
-    near = dataset_yaml_of(depth) if depth is not None else {}
+    if depth is not None and is_recording(depth, look_inside=True):
+        near = {"depth_scale": open_recording(depth).depth_scale}  # the sensor's unit, from the file
+    else:
+        near = dataset_yaml_of(depth) if depth is not None else {}
     model = dict(model or {})
     sources = {"depth_min": (model,), "depth_max": (model,), "depth_scale": (near, model), "depth_fps": (near,)}
     out: Dict[str, Optional[float]] = {}
@@ -189,25 +197,45 @@ class RGBDClip:
 
     def __init__(self, rgb: PathLike, depth: Optional[PathLike] = None,
                  depth_settings: Optional[Mapping[str, Any]] = None, chunk: int = 32) -> None:
-        """`depth_settings`: `depth_scale` (metres per stored unit) and `depth_fps` (None: matched by index), as
-        `clip_depth_settings` resolves them; defaults 0.001 and the depth file's own rate."""
+        """`rgb`: a colour video, or a sensor recording (.mkv with a depth track, .bag) whose own depth is used when
+        `depth` is None. `depth_settings`: `depth_scale` (metres per stored unit) and `depth_fps` (None: matched by
+        index), as `clip_depth_settings` resolves them; defaults 0.001 and the depth file's own rate."""
         self.rgb_path = Path(rgb)
-        info = probe_video(self.rgb_path)
-        self.num_frames, self.fps = info.num_frames, info.fps
-        self.height, self.width = info.height, info.width
+        settings = dict(depth_settings or {})
+        scale = float(settings.get("depth_scale") or DEPTH_DEFAULTS["depth_scale"])
+        self.recording: Optional[Recording] = None
+        if is_recording(self.rgb_path, look_inside=True):
+            self.recording = open_recording(self.rgb_path, depth_scale=scale)
+            self.frame_map = self.recording.uniform_frames()  # frame k at k / fps, as r3d's protocols count time
+            self.num_frames, self.fps = len(self.frame_map), self.recording.fps
+            self.height, self.width = self.recording.height, self.recording.width
+        else:
+            info = probe_video(self.rgb_path)
+            self.num_frames, self.fps = info.num_frames, info.fps
+            self.height, self.width = info.height, info.width
+        self.has_rgb = self.recording is None or self.recording.has_rgb
         self.chunk = max(1, int(chunk))
         self.alignment = Alignment(rgb_frames=self.num_frames, rgb_fps=self.fps)
         self.store: Optional[DepthStore] = None
         self.depth_index = np.full(self.num_frames, -1, dtype=np.int64)  # depth frame per RGB frame (-1 = none)
+        if depth is None and self.recording is not None:  # the recording's own depth, paired by its timestamps
+            self.store = self.recording.depth_store(self.frame_map, self.fps)
+            self._align(self.fps)
+            return
         if depth is None:
             self.alignment.rgb_frames_without_depth = self.num_frames
             return
-        settings = dict(depth_settings or {})
-        self.store = open_depth_path(depth, float(settings.get("depth_scale") or DEPTH_DEFAULTS["depth_scale"]))
+        self.store = open_depth_path(depth, scale)
         depth_fps = settings.get("depth_fps")
         if depth_fps is None and self.store.fps is not None:
             depth_fps = float(self.store.fps)
         self._align(depth_fps)
+
+    def read_rgb(self, ks: np.ndarray) -> Optional[np.ndarray]:
+        """Colour frames ks (K,) -> (K, H, W, 3) uint8, or None for a recording without colour."""
+        if self.recording is None:
+            return read_rgb_frames(self.rgb_path, ks)
+        return self.recording.read_rgb(self.frame_map[ks]) if self.has_rgb else None
 
     def _align(self, depth_fps: Optional[float]) -> None:
         a, store = self.alignment, self.store
@@ -250,8 +278,9 @@ class RGBDClip:
     def seconds(self) -> float:
         return self.num_frames / self.fps
 
-    def frames(self) -> Iterator[Tuple[int, float, np.ndarray, Optional[np.ndarray]]]:
-        """(k, t, rgb (H,W,3) uint8, depth (h,w) float32 metres or None) for every RGB frame, in time order.
+    def frames(self) -> Iterator[Tuple[int, float, Optional[np.ndarray], Optional[np.ndarray]]]:
+        """(k, t, rgb (H,W,3) uint8 (None: a recording without colour), depth (h,w) float32 metres or None) for every
+        frame, in time order.
 
         RGB is decoded in chunks of `chunk` consecutive frames (one decord call each); a depth frame with no valid
         reading (all 0 / non-finite) is returned as None and counted in `alignment.empty_depth_frames`.
@@ -260,7 +289,7 @@ class RGBDClip:
         try:
             for start in range(0, self.num_frames, self.chunk):
                 ks = np.arange(start, min(start + self.chunk, self.num_frames))
-                rgb = read_rgb_frames(self.rgb_path, ks)
+                rgb = self.read_rgb(ks)
                 js = self.depth_index[ks]
                 depth: Dict[int, np.ndarray] = {}
                 want = sorted({int(j) for j in js if j >= 0})
@@ -273,7 +302,7 @@ class RGBDClip:
                     if d is not None and not (np.isfinite(d) & (d > 0)).any():
                         self.alignment.empty_depth_frames += 1
                         d = None
-                    yield int(k), float(k) / self.fps, rgb[i], d
+                    yield int(k), float(k) / self.fps, None if rgb is None else rgb[i], d
         finally:
             if mkv is not None:
                 mkv.close()

@@ -45,8 +45,9 @@ import torch
 
 from .dataset import MODALITIES, AnticipationDataset
 from .errors import DataError
-from .formats import DatasetInfo, build_info
-from .io import VideoInfo
+from .formats import build_info
+from .info import DatasetInfo
+from .io import DepthClock, VideoInfo
 
 MANIFEST = "manifest.json"
 SHARDS = "shards"
@@ -334,13 +335,16 @@ class FeatureDataset(AnticipationDataset):
         self._check_frames()
 
     # -- index from the manifest -----------------------------------------------------------------------------------
-    def _probe(self, video_id: str) -> VideoInfo:
+    def probe(self, video_id: str) -> VideoInfo:
+        """The video's clock as recorded at extraction (its DataError too)."""
         entry = self.cache.video(video_id)
         if entry.get("error"):
             raise DataError(entry["error"])
-        return VideoInfo(int(entry["num_frames"]), float(entry["fps"]), int(entry["height"]), int(entry["width"]))
+        clock = DepthClock if entry.get("stream") == "depth" else VideoInfo
+        return clock(int(entry["num_frames"]), float(entry["fps"]), int(entry["height"]), int(entry["width"]))
 
-    def _depth(self, video_id: str, video: VideoInfo) -> Optional[CachedDepth]:
+    def depth_store(self, video_id: str, clock: VideoInfo) -> Optional[CachedDepth]:
+        """A `CachedDepth` with the depth frame count recorded at extraction (None: the video had no depth)."""
         entry = self.cache.video(video_id)
         if entry.get("depth_error"):
             raise DataError(entry["depth_error"])
@@ -387,15 +391,7 @@ class FeatureDataset(AnticipationDataset):
         return out
 
 
-def build_feature_datasets(cfg: Mapping, train: bool = True) -> Tuple[Optional[FeatureDataset], FeatureDataset,
-                                                                        DatasetInfo]:
-    """`r3d.data.dataset.build_datasets` for `data.features`: (train or None, validation, info)."""
-    info = build_info(cfg)
-    train_ds = FeatureDataset(cfg, cfg["data"]["train_split"], True, info) if train else None
-    val_ds = FeatureDataset(cfg, cfg["data"]["val_split"], False, info)
-    return train_ds, val_ds, info
 
-
-__all__: List[str] = ["FeatureCache", "FeatureDataset", "build_feature_datasets", "check_trainable", "token_spec",
+__all__: List[str] = ["FeatureCache", "FeatureDataset", "check_trainable", "token_spec",
                       "config_source", "path_bytes", "source_entry", "MANIFEST", "SHARDS", "FORMAT", "FORMAT_VERSION",
                       "DTYPES"]

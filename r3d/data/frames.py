@@ -28,7 +28,7 @@ import cv2  # before decord, as in r3d.data.io
 import numpy as np
 
 from .errors import DataError
-from .io import ZLIB_CLASH_HINT, VideoInfo, _as_indices, _check_range
+from .io import ZLIB_CLASH_HINT, VideoInfo, as_indices, check_frame_range
 
 PathLike = Union[str, os.PathLike]
 
@@ -102,8 +102,8 @@ class FrameFolder:
 
     def numbers_of(self, indices: Sequence[int]) -> np.ndarray:
         """File numbers shown at frame `indices` (K,) -> (K,) int64 (the last file at or before first + index)."""
-        idx = _as_indices(indices)
-        _check_range(idx, self.num_frames, self.path)
+        idx = as_indices(indices)
+        check_frame_range(idx, self.num_frames, self.path)
         wanted = idx + self.first
         if self._numbers is None:
             return wanted

@@ -3,8 +3,9 @@
 RGB: `probe_video` and `read_rgb_frames` open a `decord.VideoReader` inside each call (nothing is opened at import
 or kept in an object, so DataLoader workers never share a decoder) and read with one sorted, de-duplicated
 `get_batch`. decord is imported lazily, after cv2: decord 0.6.0 imported *before* cv2 breaks cv2's PNG reader
-(METHODS.md §6). decord2 3.4.0 fails on some frame widths (e.g. 16, 32 or 48 px: "DECORDArrayCopyFromTo: The size
-must exactly match"); when `get_batch` fails, the frames are decoded with PyAV instead (same rgb24 pixels as decord).
+(libpng reports "bad parameters to zlib"). decord2 3.4.0 fails on some frame widths (e.g. 16, 32 or 48 px:
+"DECORDArrayCopyFromTo: The size must exactly match"); when `get_batch` fails, the frames are decoded with PyAV
+instead (same rgb24 pixels as decord).
 
 Depth: decord decodes to 8-bit RGB, so depth never goes through it. One `DepthStore` subclass per storage kind, picked
 by `open_depth` from what exists for a video under ``ROOT/depth`` (first match wins, in this order):
@@ -12,7 +13,7 @@ by `open_depth` from what exists for a video under ``ROOT/depth`` (first match w
 | kind | path | data |
 |---|---|---|
 | `png` | ``depth/<video_id>/%06d.png`` | one 16-bit single-channel PNG per frame (cv2.IMREAD_UNCHANGED) |
-| `npz` | ``depth/<video_id>.npz`` | key ``depth``, (T, H, W) integer depth units or float metres |
+| `npz` | ``depth/<video_id>.npz`` | key ``depth``, (T, H, W) integer depth units or float metres; optional ``fps`` |
 | `npy` | ``depth/<video_id>.npy`` | the same array as a .npy (memory-mapped) |
 | `mkv` | ``depth/<video_id>.mkv`` | FFV1 ``gray16le`` (PyAV, bit-exact) |
 
@@ -21,7 +22,8 @@ finite values in float arrays (NaN, ±inf) become 0 (= no reading, as in the PNG
 `DepthStore.nonfinite` (per process; a warning is logged once per file) rather than raising: real sensors export
 NaN for holes. `DepthStore.count_nonfinite` counts them without converting (the dataset does, at index time, for the
 frames a split uses, so the run's stats report them). Range checks (depth_min/depth_max) belong to the transforms,
-not to the readers.
+not to the readers. A store's own frame rate (`DepthStore.fps`: the MKV stream's, or an npz's scalar ``fps`` key)
+times the frames of a video that has no RGB.
 """
 from __future__ import annotations
 
@@ -29,7 +31,6 @@ import logging
 import os
 import re
 import zipfile
-from fractions import Fraction
 from pathlib import Path
 from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -52,7 +53,8 @@ def _warn_once(key: str, msg: str, *args) -> None:
         _logger.warning(msg, *args)
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (at most 200 characters), for one-line DataErrors."""
     text = str(e).strip().splitlines()
     return text[0][:200] if text else type(e).__name__
 
@@ -67,7 +69,8 @@ def _check_file(path: PathLike, what: str) -> Path:
     return p
 
 
-def _as_indices(indices: Sequence[int]) -> np.ndarray:
+def as_indices(indices: Sequence[int]) -> np.ndarray:
+    """Frame indices (any shape, integer dtype) -> (K,) int64; TypeError for non-integers."""
     idx = np.asarray(indices)
     if idx.size == 0:
         return np.zeros(0, dtype=np.int64)
@@ -76,7 +79,8 @@ def _as_indices(indices: Sequence[int]) -> np.ndarray:
     return idx.reshape(-1).astype(np.int64)
 
 
-def _check_range(idx: np.ndarray, n: int, path: Path) -> None:
+def check_frame_range(idx: np.ndarray, n: int, path: Path) -> None:
+    """DataError naming `path` when an index of `idx` is outside 0..n-1."""
     if idx.size and (idx.min() < 0 or idx.max() >= n):
         bad = int(idx[(idx < 0) | (idx >= n)][0])
         raise DataError(f"{path}: frame index {bad} is out of range 0..{n - 1} ({n} frames); the annotation or the "
@@ -84,19 +88,28 @@ def _check_range(idx: np.ndarray, n: int, path: Path) -> None:
 
 
 # -- RGB -------------------------------------------------------------------------------------------------------------
-# decord decoder threads per reader. Measured on 2 shared cores (issue #9): with 1, decord2 3.4.0 stalls when the
-# machine is busy (load ~8: a training sample's read took ~40 ms wall, against ~15 ms with 0); at load ~5 an
-# 8-frame window took 8.1 ms wall / 5.6 ms CPU with 1, 7.2 / 5.9 with 0 (ffmpeg's choice: one thread per core, which
-# multiplies with DataLoader workers on big machines) and 6.8 / 5.3 with 2. Same frames bit for bit (tests/test_perf.py).
+# decord decoder threads per reader. Measured on 2 shared cores: with 1, decord2 3.4.0 stalls when the machine is busy
+# (load ~8: a training sample's read took ~40 ms wall, against ~15 ms with 0); at load ~5 an 8-frame window took
+# 8.1 ms wall / 5.6 ms CPU with 1, 7.2 / 5.9 with 0 (ffmpeg's choice: one thread per core, which multiplies with
+# DataLoader workers on big machines) and 6.8 / 5.3 with 2. Same frames bit for bit (tests/test_perf.py).
 DECODE_THREADS = 2
 
 class VideoInfo(NamedTuple):
-    """What `probe_video` reports about an RGB video."""
+    """What `probe_video` reports about an RGB video. As a video's clock, `stream` names the stream whose frames its
+    frame indices count: "rgb" here, "depth" for a `DepthClock`."""
 
     num_frames: int
     fps: float
     height: int
     width: int
+    stream = "rgb"
+
+
+class DepthClock(VideoInfo):
+    """The depth stream's (num_frames, fps, height, width) as the clock of a video without RGB."""
+
+    __slots__ = ()
+    stream = "depth"
 
 
 def _open_video(p: Path, num_threads: int):
@@ -105,7 +118,7 @@ def _open_video(p: Path, num_threads: int):
     try:
         return decord.VideoReader(str(p), num_threads=num_threads)
     except Exception as e:  # decord raises RuntimeError / DECORDError for anything it cannot open
-        raise DataError(f"{p}: cannot be decoded ({_first_line(e)}); re-encode it, e.g. "
+        raise DataError(f"{p}: cannot be decoded ({first_line(e)}); re-encode it, e.g. "
                         f"`ffmpeg -i in -c:v libx264 -pix_fmt yuv420p out.mp4`") from None
 
 
@@ -131,7 +144,7 @@ def _decode_sequential(p: Path, uniq: np.ndarray, fmt: str, pick_stream=None) ->
     except DataError:
         raise
     except Exception as e:  # av.error.FFmpegError and friends
-        raise DataError(f"{p}: cannot be decoded ({_first_line(e)}); re-encode it") from None
+        raise DataError(f"{p}: cannot be decoded ({first_line(e)}); re-encode it") from None
     if any(o is None for o in out):
         raise DataError(f"{p}: only {seen} frames could be decoded but frame {last} was requested; the file is "
                         f"truncated or its frame count is wrong; re-encode it")
@@ -142,7 +155,7 @@ def _get_batch(vr, p: Path, uniq: np.ndarray) -> np.ndarray:
     try:
         frames = vr.get_batch(uniq.tolist()).asnumpy()
     except Exception as e:  # decord2 size bug on some widths, or a broken stream: try PyAV before giving up
-        _warn_once(f"pyav:{p}", "decord could not read %s (%s); decoding it with PyAV instead", p, _first_line(e))
+        _warn_once(f"pyav:{p}", "decord could not read %s (%s); decoding it with PyAV instead", p, first_line(e))
         frames = _decode_sequential(p, uniq, "rgb24")
     if frames.ndim != 4 or frames.shape[0] != len(uniq) or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise DataError(f"{p}: decoded frames have shape {frames.shape} {frames.dtype}, expected (K, H, W, 3) uint8; "
@@ -173,9 +186,9 @@ def read_rgb_frames(path: PathLike, indices: Sequence[int], num_threads: int = D
     Raises DataError naming the file for a missing/empty/undecodable file or an index outside 0..num_frames-1.
     """
     p = _check_file(path, "video")
-    idx = _as_indices(indices)
+    idx = as_indices(indices)
     vr = _open_video(p, num_threads)
-    _check_range(idx, len(vr), p)
+    check_frame_range(idx, len(vr), p)
     if idx.size == 0:
         return _get_batch(vr, p, np.zeros(1, dtype=np.int64))[:0]
     uniq, inv = np.unique(idx, return_inverse=True)
@@ -189,9 +202,14 @@ class DepthStore:
     Attributes: `path` (file or folder), `depth_scale` (metres per integer unit), `num_frames`, `fps` (float when
     the store itself knows it, e.g. an MKV; else None), `nonfinite` (non-finite values zeroed so far), `dtype` (the
     stored dtype when the store may hold floats (npz/npy); None for the 16-bit integer stores PNG and MKV).
+    `random_access` (class attribute): False for stores whose read cost grows with the frame index (decoded from
+    the start), so that cheap checks sample their first frames only. `aligned` (class attribute): True for stores
+    whose frame i already belongs to frame i of the video's clock (a sensor recording's paired depth).
     """
 
     kind = "?"
+    random_access = True
+    aligned = False
 
     def __init__(self, path: PathLike, depth_scale: float) -> None:
         if not depth_scale > 0:
@@ -212,22 +230,23 @@ class DepthStore:
         """Frames at sorted unique indices -> (K, H, W) array as stored (integer units or float metres)."""
         raise NotImplementedError
 
-    def read(self, indices: Sequence[int]) -> np.ndarray:
-        """Depth frames at `indices` (any order, duplicates allowed) -> (K, H, W) float32 metres (0 = no reading)."""
-        idx = _as_indices(indices)
-        _check_range(idx, self.num_frames, self.path)
+    def read(self, indices: Sequence[int], count: bool = True) -> np.ndarray:
+        """Depth frames at `indices` (any order, duplicates allowed) -> (K, H, W) float32 metres (0 = no reading).
+        `count` False leaves `nonfinite` as it is (a check that peeks at frames)."""
+        idx = as_indices(indices)
+        check_frame_range(idx, self.num_frames, self.path)
         if idx.size == 0:
             return np.zeros((0, 0, 0), dtype=np.float32)
         uniq, inv = np.unique(idx, return_inverse=True)
-        return self.to_metres(self._read_raw(uniq))[inv.reshape(-1)]
+        return self.to_metres(self._read_raw(uniq), count)[inv.reshape(-1)]
 
     def count_nonfinite(self, indices: Sequence[int]) -> Tuple[int, int]:
         """(non-finite values, frames holding any) among the frames at `indices` (duplicates counted once), read as
         stored; `nonfinite` is not changed. Integer stores cannot hold NaN/inf and are not read."""
         if self.dtype is None or not np.issubdtype(self.dtype, np.floating):
             return 0, 0
-        uniq = np.unique(_as_indices(indices))
-        _check_range(uniq, self.num_frames, self.path)
+        uniq = np.unique(as_indices(indices))
+        check_frame_range(uniq, self.num_frames, self.path)
         values = frames = 0
         for s in range(0, len(uniq), self._scan_chunk):
             bad = ~np.isfinite(self._read_raw(uniq[s:s + self._scan_chunk]))
@@ -235,16 +254,17 @@ class DepthStore:
             frames += int(bad.reshape(bad.shape[0], -1).any(axis=1).sum())
         return values, frames
 
-    def to_metres(self, raw: np.ndarray) -> np.ndarray:
-        """Stored values -> float32 metres: integers × depth_scale; floats as they are, non-finite -> 0 (counted)."""
+    def to_metres(self, raw: np.ndarray, count: bool = True) -> np.ndarray:
+        """Stored values -> float32 metres: integers × depth_scale; floats as they are, non-finite -> 0 (counted in
+        `nonfinite` unless `count` is False)."""
         if np.issubdtype(raw.dtype, np.integer) or raw.dtype == np.bool_:
             return raw.astype(np.float32) * np.float32(self.depth_scale)
         if np.issubdtype(raw.dtype, np.floating):
             m = raw.astype(np.float32)  # a copy, so a memory-mapped file is never written
             bad = ~np.isfinite(m)
             n_bad = int(bad.sum())
-            if n_bad:
-                m[bad] = 0.0
+            m[bad] = 0.0
+            if n_bad and count:
                 self.nonfinite += n_bad
                 _warn_once(f"nonfinite:{self.path}", "%s: %d non-finite depth values (NaN/inf) read as 0 (no reading)",
                            self.path, n_bad)
@@ -313,7 +333,8 @@ def _npy_header(f) -> Tuple[Tuple[int, ...], bool, np.dtype]:
 
 
 class NpzDepthStore(DepthStore):
-    """``<video_id>.npz`` with key `key` (default ``depth``): (T, H, W) integer units or float metres.
+    """``<video_id>.npz`` with key `key` (default ``depth``): (T, H, W) integer units or float metres, and an
+    optional scalar ``fps`` (the depth frame rate).
 
     An uncompressed member (`np.savez`) is memory-mapped, so a read costs only the frames it reads; a compressed
     one (`np.savez_compressed`) is decompressed whole on every read (prefer .npy or np.savez for long videos).
@@ -337,10 +358,16 @@ class NpzDepthStore(DepthStore):
                 with z.open(member) as f:
                     shape, fortran, dtype = _npy_header(f)
                     header_len = f.tell()
+                if "fps.npy" in names:
+                    with z.open("fps.npy") as f:
+                        fps = np.lib.format.read_array(f)
+                    if fps.size != 1 or not np.issubdtype(fps.dtype, np.number) or not 0 < fps.reshape(-1)[0] < np.inf:
+                        raise DataError(f"{self.path}: key 'fps' is {fps.tolist()!r}; it must be one positive number")
+                    self.fps = float(fps.reshape(-1)[0])
         except (zipfile.BadZipFile, OSError, ValueError) as e:
             if isinstance(e, DataError):
                 raise
-            raise DataError(f"{self.path}: not a readable .npz ({_first_line(e)}); re-save it with np.savez") from None
+            raise DataError(f"{self.path}: not a readable .npz ({first_line(e)}); re-save it with np.savez") from None
         if len(shape) != 3:
             raise DataError(f"{self.path}: '{key}' has shape {shape}, expected (T, H, W)")
         self.num_frames = int(shape[0])
@@ -373,7 +400,7 @@ class NpyDepthStore(DepthStore):
         try:
             arr = np.load(self.path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as e:
-            raise DataError(f"{self.path}: not a readable .npy ({_first_line(e)}); re-save it with np.save") from None
+            raise DataError(f"{self.path}: not a readable .npy ({first_line(e)}); re-save it with np.save") from None
         if arr.ndim != 3:
             raise DataError(f"{self.path}: array has shape {arr.shape}, expected (T, H, W)")
         self.num_frames = int(arr.shape[0])
@@ -390,6 +417,7 @@ class MkvDepthStore(DepthStore):
     """
 
     kind = "mkv"
+    random_access = False
 
     def __init__(self, path: PathLike, depth_scale: float) -> None:
         super().__init__(path, depth_scale)
@@ -406,7 +434,7 @@ class MkvDepthStore(DepthStore):
         except DataError:
             raise
         except Exception as e:
-            raise DataError(f"{self.path}: cannot be opened ({_first_line(e)}); re-write it with "
+            raise DataError(f"{self.path}: cannot be opened ({first_line(e)}); re-write it with "
                             f"r3d.data.io.write_depth_ffv1") from None
         self.num_frames = n
 
@@ -442,38 +470,3 @@ def open_depth(root: PathLike, video_id: str, depth_scale: float) -> Optional[De
 
 
 # -- writers (fixtures, converters) ----------------------------------------------------------------------------------
-def _check_uint16(depth: np.ndarray, ndim: int, what: str) -> np.ndarray:
-    depth = np.asarray(depth)
-    if depth.dtype != np.uint16 or depth.ndim != ndim:
-        raise ValueError(f"{what} expects a {ndim}-D uint16 array, got {depth.ndim}-D {depth.dtype}; convert metres "
-                         f"with np.round(m / depth_scale).astype(np.uint16)")
-    return depth
-
-
-def write_depth_png16(path: PathLike, depth_mm: np.ndarray) -> Path:
-    """Write (H, W) uint16 depth units as a single-channel 16-bit PNG (creating parent folders). Returns the path."""
-    depth_mm = _check_uint16(depth_mm, 2, "write_depth_png16")
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(p), np.ascontiguousarray(depth_mm)):
-        raise OSError(f"{p}: cv2.imwrite failed; check the folder is writable and the name ends in .png")
-    return p
-
-
-def write_depth_ffv1(path: PathLike, frames: np.ndarray, fps: float) -> Path:
-    """Write (T, H, W) uint16 depth units as lossless FFV1 gray16le in Matroska. Returns the path."""
-    import av
-
-    frames = _check_uint16(frames, 3, "write_depth_ffv1")
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(p), "w") as c:
-        stream = c.add_stream("ffv1", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height = int(frames.shape[2]), int(frames.shape[1])
-        stream.pix_fmt = "gray16le"
-        for f in frames:
-            for pkt in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="gray16le")):
-                c.mux(pkt)
-        for pkt in stream.encode():
-            c.mux(pkt)
-    return p

@@ -1,4 +1,4 @@
-"""Anticipation protocols: which frames a sample may observe (METHODS.md §5).
+"""Anticipation protocols: which frames a sample may observe.
 
 Next-action (EPIC-KITCHENS-100 style): a segment starting at t_start is anticipated from an observed window that ends
 at t_end = t_start − τa and lasts τo. T frames are sampled uniformly over (t_end − τo, t_end]:

@@ -49,7 +49,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from .io import write_depth_png16
+from .depth_writers import write_depth_png16
 from .protocols import frame_at
 
 PathLike = Union[str, os.PathLike]

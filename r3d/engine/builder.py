@@ -10,7 +10,10 @@ from torch.utils.data import DataLoader
 
 from .. import __version__
 from ..config import Config, import_custom_modules_from
-from ..data.formats import DEPTH_DEFAULTS
+from ..data.dataset import build_datasets, num_classes
+from ..data.dataset_yaml import DEPTH_DEFAULTS
+from ..data.features import FeatureDataset
+from ..data.synthetic import ensure_synthetic
 from ..models.anticipator import Anticipator
 from .checkpoint import PathLike, config_from_meta, has_meta, load_meta, load_model_weights
 from .protocols import build_protocol
@@ -33,8 +36,6 @@ def prepare_root(cfg: Config, accelerator=None) -> None:
     """Render the synthetic benchmark into `data.root` first when `data.generate_if_missing` and it is absent."""
     if not cfg.data.generate_if_missing or cfg.data.features:
         return
-    from ..data.synthetic import ensure_synthetic
-
     if accelerator is None or accelerator.is_main_process:
         if ensure_synthetic(cfg.data.root, cfg):
             _logger.info("generated the synthetic benchmark in %s", cfg.data.root)
@@ -57,10 +58,9 @@ def build_data(cfg: Config, accelerator=None, train: bool = True) -> DataBundle:
     """Build the datasets named by the config; with `train=False` only the validation split is built."""
     import_custom_modules_from(cfg)
     prepare_root(cfg, accelerator)
-    build_datasets = build_protocol(cfg).build_datasets  # the datasets of data.protocol
-    if cfg.data.features:  # cached backbone tokens in place of frames (r3d/data/features.py)
-        from ..data.features import build_feature_datasets as build_datasets
-    train_ds, val_ds, info = build_datasets(cfg, train=train)
+    # the dataset class of data.protocol, or cached backbone tokens in place of frames (r3d/data/features.py)
+    cls = FeatureDataset if cfg.data.features else build_protocol(cfg).dataset_cls
+    train_ds, val_ds, info = build_datasets(cfg, train, cls)
     train_loader = make_loader(train_ds, cfg, True, cfg.train.batch_size) if train_ds is not None else None
     val_loader = make_loader(val_ds, cfg, False, cfg.eval.batch_size)
     return DataBundle(train_ds, val_ds, info, train_loader, val_loader)
@@ -69,15 +69,11 @@ def build_data(cfg: Config, accelerator=None, train: bool = True) -> DataBundle:
 def build_model(cfg: Config, info: Any) -> Anticipator:
     """The anticipator for a dataset description (class counts and action vocabulary come from `info`)."""
     import_custom_modules_from(cfg)
-    from ..data.dataset import num_classes
-
     return Anticipator(cfg, num_classes(info), actions=info.actions)
 
 
 def model_meta(cfg: Config, info: Any, model: Optional[torch.nn.Module] = None) -> Dict[str, Any]:
     """What `model.json` records next to exported weights: enough to rebuild the model and name its outputs."""
-    from ..data.dataset import num_classes
-
     meta: Dict[str, Any] = {
         "r3d_version": __version__,
         "config": cfg.to_dict(),
@@ -88,7 +84,7 @@ def model_meta(cfg: Config, info: Any, model: Optional[torch.nn.Module] = None) 
         "dataset": getattr(info, "name", ""),
         # The depth settings the model was trained with, resolved (config key > dataset.yaml > default): the demo
         # normalises a recording's depth with these, wherever the recording lives.
-        "depth": {k: getattr(info, k) for k in ("depth_scale", "depth_min", "depth_max")},
+        "depth": info.depth_settings(),
     }
     if model is not None:
         for reg in getattr(model, "regularizers", []):

@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
+import numpy as np
 from tqdm import tqdm
 
 from ..data.clip import RGBDClip, clip_depth_settings
 from ..data.errors import DataError
+from ..data.recordings import is_recording
 from ..viz.overlay import OverlayWriter
 from .builder import checkpoint_depth, load_trained_model
 from .checkpoint import PathLike, config_from_meta, write_text_atomic
@@ -57,7 +59,8 @@ def run_demo(checkpoint: PathLike, rgb: PathLike, depth: Optional[PathLike] = No
 
     Args:
         checkpoint: run folder or model.safetensors (with model.json next to it).
-        rgb: colour video. depth: PNG16 folder / .npz / .npy / FFV1 .mkv, or None (RGB-only, with a warning).
+        rgb: colour video, or a sensor recording (Azure Kinect / Orbbec .mkv, RealSense .bag) that holds both streams.
+        depth: PNG16 folder / .npz / .npy / FFV1 .mkv, or None (a recording's own depth; else RGB-only, warned).
         out: pred.json path (None: not written). video: overlay .mp4 path (None: not written).
         stride: frames between predictions (default: the model's sampling spacing in frames).
         topk: actions per prediction.
@@ -80,17 +83,22 @@ def run_demo(checkpoint: PathLike, rgb: PathLike, depth: Optional[PathLike] = No
         warn(msg)
 
     model, meta = load_trained_model(checkpoint)
-    settings = clip_depth_settings(depth, checkpoint_depth(meta), depth_scale=depth_scale, depth_min=depth_min,
+    recording = is_recording(rgb, look_inside=True)  # one sensor file with both streams
+    source = depth if depth is not None or not recording else rgb
+    settings = clip_depth_settings(source, checkpoint_depth(meta), depth_scale=depth_scale, depth_min=depth_min,
                                    depth_max=depth_max, depth_fps=depth_fps)
     clip = RGBDClip(rgb, depth, depth_settings=settings)
+    has_depth = clip.store is not None
     cfg = config_from_meta(meta)
     engine = StreamingAnticipator(model, cfg, clip.fps, meta.get("verb_classes"), meta.get("noun_classes"),
                                   meta.get("actions"), depth_range=(settings["depth_min"], settings["depth_max"]),
                                   topk=topk)
     mods = engine.modalities
-    if "rgb" not in mods and depth is None:
+    if "rgb" not in mods and not has_depth:
         raise DataError(f"{checkpoint}: this model uses depth only ({mods}); pass --depth")
-    if depth is None:
+    if "rgb" in mods and not clip.has_rgb:
+        raise DataError(f"{rgb}: the recording has no colour stream, and this model uses RGB ({mods})")
+    if not has_depth:
         if "depth" in mods:
             sub = "EBR substitutes depth from RGB" if engine.has_ebr else \
                 "depth tokens are zeros + mask (no EBR in this checkpoint)"
@@ -99,7 +107,7 @@ def run_demo(checkpoint: PathLike, rgb: PathLike, depth: Optional[PathLike] = No
         note(f"this checkpoint uses {mods} only: the depth recording is shown in the overlay but not used")
     for msg in clip.alignment.mismatch:
         note(msg)
-    if clip.alignment.rgb_frames_without_depth and depth is not None and "depth" in mods and not engine.has_ebr:
+    if clip.alignment.rgb_frames_without_depth and has_depth and "depth" in mods and not engine.has_ebr:
         note("this checkpoint has no EBR: windows with missing depth run with zeroed depth tokens")
     for m, mode in engine.backbone_mode.items():
         if mode == "recompute":
@@ -132,8 +140,9 @@ def run_demo(checkpoint: PathLike, rgb: PathLike, depth: Optional[PathLike] = No
                     steps.append(step_entry(latest, len(steps)))
                     top = latest["topk"][0] if latest["topk"] else None
                     bar.set_postfix_str(f"t={t:.1f}s" + (f" {top['verb']} {top['noun']}" if top else ""))
-                if overlay is not None:
-                    overlay.write(frame, dframe, latest, t=t, frame_index=k)
+                if overlay is not None:  # a recording without colour shows a black colour panel
+                    shown = frame if frame is not None else np.zeros((clip.height, clip.width, 3), np.uint8)
+                    overlay.write(shown, dframe, latest, t=t, frame_index=k)
                 bar.update(1)
     finally:
         if overlay is not None:
@@ -146,7 +155,8 @@ def run_demo(checkpoint: PathLike, rgb: PathLike, depth: Optional[PathLike] = No
     doc = {
         "checkpoint": str(checkpoint),
         "rgb": str(rgb),
-        "depth": None if depth is None else str(depth),
+        "depth": str(depth) if depth is not None else (str(rgb) if has_depth else None),
+        "recording": clip.recording.summary() if clip.recording is not None else None,
         "modalities": mods,
         "fps": clip.fps,
         "num_frames": clip.num_frames,

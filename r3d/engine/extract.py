@@ -132,16 +132,17 @@ def _video_record(ds: Any, info: Any, video_id: str, use_depth: bool) -> Tuple[D
     """(manifest entry without tokens, depth store or None) of a video, from the extraction dataset's own probes."""
     entry: Dict[str, Any] = {"file": None, "error": None, "depth_error": None, "depth_frames": None}
     try:
-        video = ds._probe(video_id)  # cached by the dataset: the same probe (and the same errors) as training
+        video = ds.probe(video_id)  # cached by the dataset: the same probe (and the same errors) as training
     except DataError as e:
         entry["error"] = str(e)
         return entry, None
     entry.update(num_frames=int(video.num_frames), fps=float(video.fps), height=int(video.height),
-                 width=int(video.width), **source_entry(info, "rgb", info.video_path(video_id)))
+                 width=int(video.width), stream=getattr(video, "stream", "rgb"),  # the stream that times the video
+                 **source_entry(info, "rgb", info.video_path(video_id)))
     store = None
     if use_depth:
         try:
-            store = ds._depth(video_id, video)
+            store = ds.depth_store(video_id, video)
         except DataError as e:
             entry["depth_error"] = str(e)
         if store is not None:

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from ..config import Config
-from ..data.formats import DEPTH_DEFAULTS
+from ..data.dataset_yaml import DEPTH_DEFAULTS
 from ..data.protocols import OK, next_action_window
 from ..data.transforms import build_transforms
 from ..metrics.collapse import effective_rank

@@ -10,6 +10,12 @@ them (github epic-kitchens/C3-Action-Anticipation, `evaluate_anticipation_json_e
   per task: verb MT5R on samples with a tail verb, noun MT5R on samples with a tail noun, action MT5R on samples whose
   verb *or* noun is a tail class (`ek100_tail_subsets` builds exactly these masks).
 
+Datasets with a single noun (or verb) class — NTU, UTKinect, a depth dataset labelled with one class per clip —
+have exactly one action per verb (noun): the action *is* the verb. `anticipation_metrics` then reports the action
+metrics as the informative factor's (``"same_as": "verb"``), so action and verb numbers cannot disagree although the
+action head is trained separately, and marks the single-class factor ``"informative": False`` (its top-k is 100 % by
+construction and says nothing about the model).
+
 Label conventions (r3d's dataset contract): a label < 0 means "no label" and the sample is ignored; a label ≥ K (e.g. an
 action pair unseen in training, which the model has no score for) counts as a miss, and in MT5R its class counts with
 recall 0 — as in the official evaluator, where a ground-truth action absent from the submitted scores can never rank.
@@ -28,9 +34,11 @@ import torch
 Tensor = torch.Tensor
 SubsetMask = Union[Tensor, Mapping[str, Tensor]]
 
+FACTORS = ("verb", "noun")
+
 __all__ = [
-    "topk_accuracy", "mean_topk_recall", "anticipation_metrics", "action_scores_from_verb_noun", "tail_classes",
-    "ek100_tail_subsets", "mean_over_classes_accuracy", "moc_at_betas", "moc_counts", "moc_from_counts",
+    "topk_accuracy", "mean_topk_recall", "anticipation_metrics", "FACTORS", "action_scores_from_verb_noun",
+    "tail_classes", "ek100_tail_subsets", "mean_over_classes_accuracy", "moc_at_betas", "moc_counts", "moc_from_counts",
 ]
 
 
@@ -119,6 +127,9 @@ def anticipation_metrics(scores: Mapping[str, Tensor], labels: Mapping[str, Tens
     Returns:
         {"verb": {"top1", "top5", "mt5r", "mt5r_<subset>"...}, "noun": {...}, "action": {...}, "num_samples": N,
         "num_samples_<subset>": {task: labelled-or-not samples in the subset}} (floats in percent; NaN if undefined).
+        When verb or noun has a single class (K = 1) and the other has more, that factor's dict gets
+        ``"informative": False`` and "action" is a copy of the other factor's dict plus ``"same_as": <factor>``
+        (module docstring).
     """
     out: Dict[str, object] = {}
     num = None
@@ -146,7 +157,22 @@ def anticipation_metrics(scores: Mapping[str, Tensor], labels: Mapping[str, Tens
             out.setdefault(f"num_samples_{name}", {})[task] = int(m.sum())
         out[task] = res
     out["num_samples"] = int(num or 0)
+    _mark_single_class_factors(out, {task: s.shape[1] for task, s in scores.items()})
     return out
+
+
+def _mark_single_class_factors(out: Dict[str, object], num_classes: Mapping[str, int]) -> None:
+    """With one single-class factor (K = 1) and one informative one, action metrics := the informative factor's."""
+    single = [t for t in FACTORS if num_classes.get(t) == 1]
+    informative = [t for t in FACTORS if num_classes.get(t, 0) > 1]
+    for t in single:
+        out[t] = {**out[t], "informative": False}
+    if single and len(informative) == 1 and "action" in out:
+        src = informative[0]
+        out["action"] = {**out[src], "same_as": src}
+        for key, counts in out.items():
+            if key.startswith("num_samples_") and src in counts:
+                counts["action"] = counts[src]
 
 
 def action_scores_from_verb_noun(verb_probs: Tensor, noun_probs: Tensor, actions: Tensor) -> Tensor:

@@ -136,12 +136,24 @@ def _anticipation(metrics: Mapping[str, Mapping]) -> List[str]:
     for name, m in metrics.items():
         if not any(isinstance(m.get(k), Mapping) for k in LABELS):
             continue
-        rows.append([_describe(name, m)] + [fmt(_get(m, k, s)) for k in LABELS for s, _ in SCORES])
+        rows.append([_describe(name, m)] + [_score(m, k, s) for k in LABELS for s, _ in SCORES])
     if not rows:
         return lines + [f"Anticipation metrics: {NOT_MEASURED} (no metrics.json or metrics_test*.json).", ""]
     header = ["evaluation"] + [f"{k} {label}" for k in LABELS for _, label in SCORES]
+    notes = sorted({f"The dataset has one {k} class: its scores carry no information (n/a), and actions are exactly "
+                    f"the {(m.get('action') or {}).get('same_as', 'other factor')}s, so action scores equal those."
+                    for m in metrics.values() for k in LABELS[:2]
+                    if isinstance(m.get(k), Mapping) and m[k].get("informative") is False})
     return lines + ["Percent; MT5R = class-mean top-5 recall over the classes present.", ""] + _table(header, rows) \
-        + [""]
+        + [""] + [n for note in notes for n in (note, "")]
+
+
+def _score(m: Mapping, label: str, score: str) -> str:
+    """A table cell: the score, or "n/a (1 class)" for a factor with a single class."""
+    block = m.get(label)
+    if isinstance(block, Mapping) and block.get("informative") is False:
+        return "n/a (1 class)"
+    return fmt(_get(m, label, score))
 
 
 def _collapse_source(metrics: Mapping[str, Mapping]) -> Tuple[Optional[str], Optional[Mapping]]:

@@ -38,10 +38,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ...registry import DATASETS
-from ..annotations import LABEL_COLUMNS, SEGMENT_COLUMNS, Segment, iter_rows, read_classes, read_segments
+from ..annotations import (LABEL_COLUMNS, SEGMENT_COLUMNS, Segment, actions_from_segments, iter_rows, read_classes,
+                           read_segments)
+from ..dataset_yaml import PathLike, read_dataset_yaml
 from ..errors import DataError, where
-from ..formats import (VIDEO_EXTENSIONS, DatasetInfo, PathLike, actions_from_segments, read_dataset_yaml,
-                       resolve_depth)
+from ..info import VIDEO_EXTENSIONS, DatasetInfo
 from .common import adapter_config, resolve_dir, split_name
 
 EK100_COLUMNS = ("narration_id", "participant_id", "video_id", "narration_timestamp", "start_timestamp",
@@ -165,7 +166,6 @@ def ek100(root: PathLike, cfg: Optional[Mapping] = None) -> EK100Info:
     ann = resolve_dir(root, section["annotations"], "data.ek100.annotations", ("annotations",))
     videos = resolve_dir(root, section["videos"], "data.ek100.videos") if section["videos"] else None
     meta = read_dataset_yaml(root / "dataset.yaml")
-    depth = resolve_depth(meta, cfg, source=str(root / "dataset.yaml"))
     verbs, nouns = read_classes(ann / VERB_CLASSES), read_classes(ann / NOUN_CLASSES)
     video_fps = read_video_fps(ann / VIDEO_INFO) if (ann / VIDEO_INFO).is_file() else {}
     loader = EK100Splits(ann, len(verbs), len(nouns))
@@ -173,4 +173,4 @@ def ek100(root: PathLike, cfg: Optional[Mapping] = None) -> EK100Info:
     splits = {train: loader(train, True)}
     return EK100Info(root=root, name=str(meta.get("name") or "EPIC-KITCHENS-100"), verb_classes=verbs,
                      noun_classes=nouns, actions=actions_from_segments(splits[train]), splits=splits,
-                     split_loader=loader, fps=meta.get("fps"), video_fps=video_fps, videos_dir=videos, **depth)
+                     split_loader=loader, fps=meta.get("fps"), video_fps=video_fps, videos_dir=videos)

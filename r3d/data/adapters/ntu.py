@@ -52,7 +52,8 @@ import numpy as np
 from ...registry import DATASETS
 from ..annotations import Segment
 from ..errors import DataError
-from ..formats import DatasetInfo, PathLike, read_dataset_yaml, resolve_depth
+from ..dataset_yaml import PathLike, read_dataset_yaml
+from ..info import DatasetInfo
 from ..io import DepthStore, PngDepthStore, VideoInfo, open_depth
 from .common import adapter_config, verb_only_vocabulary
 
@@ -178,7 +179,7 @@ class NtuInfo(DatasetInfo):
     def check_depth(self, video_id: str, video: VideoInfo, store: DepthStore) -> None:
         """Nothing to check: any depth frame count is matched to the RGB one by normalised time."""
 
-    def depth_indices(self, rgb_indices: np.ndarray, video: VideoInfo, store: DepthStore) -> np.ndarray:
+    def match_rgb_to_depth(self, rgb_indices: np.ndarray, video: VideoInfo, store: DepthStore) -> np.ndarray:
         """floor(i * N_depth / N_rgb) for each RGB frame i: (T,) -> (T,) int64."""
         rgb = np.asarray(rgb_indices, dtype=np.int64).reshape(-1)
         return np.minimum(rgb * store.num_frames // video.num_frames, store.num_frames - 1)
@@ -230,9 +231,8 @@ def ntu(root: PathLike, cfg: Optional[Mapping] = None) -> NtuInfo:
         raise DataError(f"{root / RGB_DIR}: not found; data.root must hold nturgb+d_rgb/ (and "
                         f"nturgb+d_depth_masked/) as extracted from the NTU RGB+D archives")
     meta = read_dataset_yaml(root / "dataset.yaml")
-    depth = resolve_depth(meta, cfg, source=str(root / "dataset.yaml"))
     nouns, actions = verb_only_vocabulary(version)
     info = NtuInfo(root=root, name=str(meta.get("name") or f"NTU RGB+D {version} ({protocol})"),
-                   verb_classes=list(ACTION_NAMES[:version]), noun_classes=nouns, actions=actions, **depth)
+                   verb_classes=list(ACTION_NAMES[:version]), noun_classes=nouns, actions=actions)
     info.split_loader = NtuSplits(info, version, protocol, observed)
     return info

@@ -32,7 +32,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 from ...registry import DATASETS
 from ..annotations import Segment, read_classes
 from ..errors import DataError, where
-from ..formats import PathLike, read_dataset_yaml, resolve_depth
+from ..dataset_yaml import PathLike, read_dataset_yaml
 from .common import adapter_config, resolve_dir
 from .ek100 import VIDEO_INFO, EK100Info, read_video_fps
 
@@ -178,7 +178,6 @@ def rulstm(root: PathLike, cfg: Optional[Mapping] = None) -> EK100Info:
     ann = resolve_dir(root, section["annotations"], "data.rulstm.annotations", ("annotations",))
     videos = resolve_dir(root, section["videos"], "data.rulstm.videos") if section["videos"] else None
     meta = read_dataset_yaml(root / "dataset.yaml")
-    depth = resolve_depth(meta, cfg, source=str(root / "dataset.yaml"))
     actions, names = read_rulstm_actions(ann / "actions.csv")
     verbs, nouns = (_class_names(ann, kind, actions, names) for kind in ("verb", "noun"))
     for aid, (v, n) in enumerate(actions):
@@ -189,4 +188,4 @@ def rulstm(root: PathLike, cfg: Optional[Mapping] = None) -> EK100Info:
     loader = RulstmSplits(ann, fps, actions, len(verbs), len(nouns))
     return EK100Info(root=root, name=str(meta.get("name") or "RULSTM"), verb_classes=verbs, noun_classes=nouns,
                      actions=actions, split_loader=loader, fps=meta.get("fps"), video_fps=video_fps,
-                     videos_dir=videos, **depth)
+                     videos_dir=videos)

@@ -52,7 +52,8 @@ import numpy as np
 from ...registry import DATASETS
 from ..annotations import Segment
 from ..errors import DataError, where
-from ..formats import DatasetInfo, PathLike, read_dataset_yaml, resolve_depth
+from ..dataset_yaml import PathLike, read_dataset_yaml
+from ..info import DatasetInfo
 from ..io import DepthStore
 from .common import adapter_config, verb_only_vocabulary
 
@@ -246,12 +247,12 @@ def utkinect(root: PathLike, cfg: Optional[Mapping] = None) -> UtkinectInfo:
     """UTKinect-Action3D: actionLabel.txt frame ranges, RGB/<session>/colorImg<N>.jpg, depth/<session>/*.xml."""
     root = Path(root)
     section = adapter_config(cfg, "utkinect")
-    meta = {"depth_scale": DEPTH_SCALE, **read_dataset_yaml(root / "dataset.yaml")}
-    depth = resolve_depth(meta, cfg, source=str(root / "dataset.yaml"))
+    meta = read_dataset_yaml(root / "dataset.yaml")
     undefined = bool(section["undefined"])
     verbs = list(ACTIONS) + ([UNDEFINED] if undefined else [])
     nouns, actions = verb_only_vocabulary(len(verbs))
     info = UtkinectInfo(root=root, name=str(meta.get("name") or "UTKinect-Action3D"), verb_classes=verbs,
-                        noun_classes=nouns, actions=actions, fps=FPS, frame_numbering="number", **depth)
+                        noun_classes=nouns, actions=actions, fps=FPS, frame_numbering="number",
+                        depth_scale=DEPTH_SCALE)
     info.split_loader = UtkinectSplits(info, section["train_subjects"], undefined)
     return info

@@ -1,7 +1,7 @@
 """The interface of an anticipation protocol (`data.protocol`): what differs between protocols, in one place.
 
-The trainer, `tools/test.py` and the data builder ask the run's protocol for its datasets, its loss, its evaluation
-pass and a one-line summary, instead of branching on `data.protocol`. The built-ins are in this package
+The trainer, `tools/test.py` and the data builder ask the run's protocol for its dataset class, its loss, its
+evaluation pass and a one-line summary, instead of branching on `data.protocol`. The built-ins are in this package
 (`next_action.py`, `long_term.py`); a plugin registers another with ``@PROTOCOLS.register("name")`` (module listed in
 `custom_imports`).
 """
@@ -19,14 +19,11 @@ class AnticipationProtocol:
     """One anticipation protocol. Subclasses implement every method; `check` runs when the protocol is built."""
 
     name = ""
+    dataset_cls: Optional[type] = None  # the dataset class of the protocol (an `r3d.data.dataset.AnticipationDataset`)
     exports_ek100 = False  # whether `tools/test.py --export-ek100` applies
 
     def check(self, cfg: Config) -> None:
         """Raise ConfigError when the config cannot run this protocol (one line naming the key)."""
-
-    def build_datasets(self, cfg: Config, train: bool = True) -> Tuple[Optional[Any], Any, Any]:
-        """(train dataset or None, validation dataset, `DatasetInfo`)."""
-        raise NotImplementedError
 
     def loss(self, outputs: Mapping[str, Any], batch: Mapping[str, Any], cfg: Config
              ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:

@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ...config import ConfigError
-from ...data.long_term import build_long_term_datasets
+from ...data.long_term_dataset import LongTermDataset
 from ...metrics.anticipation import moc_counts, moc_from_counts
 from ...models.heads.futr import futr_loss, render_batch
 from ...registry import HEADS, PROTOCOLS
@@ -102,6 +102,7 @@ class LongTermProtocol(AnticipationProtocol):
     """FUTR-style long-term anticipation: observe α of a video, predict the frame labels of the next β (MoC)."""
 
     name = "long_term"
+    dataset_cls = LongTermDataset
 
     def check(self, cfg) -> None:
         head = HEADS.get(cfg.model.head)
@@ -114,9 +115,6 @@ class LongTermProtocol(AnticipationProtocol):
         if cfg.data.features:
             raise ConfigError("config key 'data.features' (the feature cache) is not supported with "
                               "data.protocol=long_term yet; set data.features=null")
-
-    def build_datasets(self, cfg, train=True):
-        return build_long_term_datasets(cfg, train=train)
 
     def loss(self, outputs, batch, cfg):
         lt = cfg.model.long_term

@@ -6,7 +6,7 @@ recall per verb/noun/action, with collapse diagnostics and modality reliance whe
 """
 from __future__ import annotations
 
-from ...data.dataset import build_datasets
+from ...data.dataset import AnticipationDataset
 from ...registry import PROTOCOLS
 from ..evaluate import evaluate
 from ..losses import anticipation_loss
@@ -18,10 +18,8 @@ class NextActionProtocol(AnticipationProtocol):
     """EPIC-KITCHENS-100-style next-action anticipation: one observed window before each segment."""
 
     name = "next_action"
+    dataset_cls = AnticipationDataset
     exports_ek100 = True
-
-    def build_datasets(self, cfg, train=True):
-        return build_datasets(cfg, train=train)
 
     def loss(self, outputs, batch, cfg):
         return anticipation_loss(outputs, batch, cfg.train.loss_weights, cfg.train.label_smoothing)
@@ -32,5 +30,6 @@ class NextActionProtocol(AnticipationProtocol):
                         observed_fractions=observed_fractions, drop_modality=drop_modality)
 
     def summary(self, metrics):
-        return (f"val action top1 {metrics['action']['top1']:.2f} verb {metrics['verb']['top1']:.2f} "
-                f"noun {metrics['noun']['top1']:.2f}")
+        parts = [f"val action top1 {metrics['action']['top1']:.2f}"]
+        parts += [f"{k} {metrics[k]['top1']:.2f}" for k in ("verb", "noun") if metrics[k].get("informative", True)]
+        return " ".join(parts)

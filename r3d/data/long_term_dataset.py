@@ -6,7 +6,7 @@ gongda0e/FUTR, ``data/basedataset.py``) and R3D's copy of it (github olivesgatec
 the first α of the video and its targets are the frame labels of what follows.
 
 Frame labels (per RGB frame of the video, at its own frame rate) come from the segments of the split
-(`frame_labels`): a segment covers frames [floor(start·fps), floor(stop·fps)) (DATA-FORMAT.md: frame index =
+(`frame_labels`): a segment covers frames [floor(start·fps), floor(stop·fps)) (frame index =
 floor(t·fps); at least its first frame), a later row overwrites an earlier one where they overlap, and frames
 outside every segment get the background class ("undefined" in UTKinect, the cues of the synthetic benchmark).
 Class ids: 0..A−1 the action vocabulary (`DatasetInfo.actions`), A = background, A+1 = NONE (the end-of-sequence
@@ -50,10 +50,11 @@ import torch
 from torch.utils.data import default_collate
 
 from .annotations import Segment
-from .dataset import MODALITIES, AnticipationDataset, _Item, _uniform_draws
+from .dataset import AnticipationDataset, IndexItem, build_datasets
 from .errors import DataError
-from .formats import DatasetInfo, build_info
+from .info import DatasetInfo
 from .protocols import UNOBSERVABLE, frame_at, future_span, long_term_window, observed_length
+from .windows import check_segment_start
 
 _logger = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ class LongTermDataset(AnticipationDataset):
         return a if 0 <= a < self.num_actions else IGNORE
 
     # -- index -------------------------------------------------------------------------------------------------------
-    def _build_index(self, _segments: List[Segment]) -> List[_Item]:
+    def _build_index(self, _segments: List[Segment]) -> List[IndexItem]:
         """One item per (α, video), α-major; the segments are re-read with labels required (targets are labels)."""
         segments = self.info.segments(self.split, require_labels=True)
         for key in ("segments", "videos", "samples", "skipped_unobservable", "skipped_bad", "unseen_pair_frames",
@@ -196,30 +197,20 @@ class LongTermDataset(AnticipationDataset):
         videos = []
         for video_id, segs in by_video.items():
             try:
-                video = self._probe(video_id)
-                duration = video.num_frames / video.fps
-                late = [s for s in segs if s.start > duration + 1e-6]
-                if late:
-                    raise DataError(f"{late[0].where}: segment '{late[0].narration_id}' starts at {late[0].start:.3f} "
-                                    f"s, after the end of {self.info.video_path(video_id)} ({video.num_frames} "
-                                    f"frames at {video.fps:g} fps = {duration:.3f} s); fix start_timestamp or the "
-                                    f"video")
-                store = self._depth(video_id, video) if self.use["depth"] else None
+                video = self.probe(video_id)
+                for seg in segs:
+                    check_segment_start(seg, video, self._clock_path(video_id, video))
+                store = self.depth_store(video_id, video) if self.use["depth"] else None
             except DataError as e:
                 self._bad(segs[0], e)
                 continue
             labels = frame_labels(segs, video.num_frames, video.fps, self._label_of, self.background)
             self.stats["unseen_pair_frames"] += int((labels == IGNORE).sum())
             present = {"rgb": self.use["rgb"], "depth": store is not None}
-            dropped = []
-            if self.missing_rate["rgb"] > 0 or self.missing_rate["depth"] > 0:
-                for m, u in zip(MODALITIES, _uniform_draws(self.seed, video_id, 2)):  # one draw per video, all α
-                    if present[m] and u < self.missing_rate[m]:
-                        present[m] = False
-                        dropped.append(m)
+            dropped = self._draw_missing(video_id, present)  # one draw per video, shared by all α
             videos.append((video_id, segs[0], video, store, labels, present, dropped))
         # α-major order: consecutive samples (an evaluation batch) have similar lengths, so little padding
-        items: List[_Item] = []
+        items: List[IndexItem] = []
         for ai, alpha in enumerate(self.alphas):
             for video_id, first, video, store, labels, present, dropped in videos:
                 win = long_term_window(video.num_frames, video.fps, alpha, self.sample_fps, self.max_frames)
@@ -234,14 +225,19 @@ class LongTermDataset(AnticipationDataset):
                 pseudo = Segment(f"{video_id}@alpha={alpha:g}", video_id, 0.0, video.num_frames / video.fps,
                                  row=first.row, source=first.source)
                 depth_idx = self.info.depth_indices(win.indices, video, store) if present["depth"] else None
-                items.append(_Item(pseudo, str(self.info.video_path(video_id)), win.indices, depth_idx,
-                                   present["rgb"], present["depth"]))
+                items.append(IndexItem(pseudo, str(self._clock_path(video_id, video)), win.indices, depth_idx,
+                                       present["rgb"], present["depth"]))
                 self.targets.append(_Target(labels, alpha, ai, observed, start, end, beta_lengths))
         self.stats["samples"] = len(items)
         _logger.info("%s split '%s' (long-term, α %s): %s", self.info.name, self.split, self.alphas, self.stats)
         if not items:
-            raise DataError(f"split '{self.split}' of {self.info.root} has no usable long-term samples ({self.stats}); "
-                            f"check the videos and data.long_term.*_alphas")
+            reasons = [f"{self.stats['skipped_unobservable']} (video, α) pair(s) observe no frame (int(α·L) = 0: "
+                       f"raise data.long_term.*_alphas)"] if self.stats["skipped_unobservable"] else []
+            if self.stats["skipped_bad"]:
+                reasons.insert(0, f"{self.stats['skipped_bad']} of {self.stats['videos']} video(s) skipped as bad "
+                                  f"input (data.on_bad_sample=skip), first reason: {self._first_bad}")
+            raise DataError(f"split '{self.split}' of {self.info.root} has no usable long-term samples: "
+                            f"{'; '.join(reasons)}")
         return items
 
     # -- samples -----------------------------------------------------------------------------------------------------
@@ -317,8 +313,6 @@ def collate_long_term(samples: List[Dict[str, Any]]) -> Dict[str, Any]:
 
 def build_long_term_datasets(cfg: Mapping, train: bool = True) -> Tuple[Optional[LongTermDataset], LongTermDataset,
                                                                           DatasetInfo]:
-    """(train dataset with the train α or None, validation dataset with the test α, dataset info)."""
-    info = build_info(cfg)
-    train_ds = LongTermDataset(cfg, cfg["data"]["train_split"], True, info) if train else None
-    val_ds = LongTermDataset(cfg, cfg["data"]["val_split"], False, info)
-    return train_ds, val_ds, info
+    """`build_datasets(cfg, train, LongTermDataset)`: (train dataset with the train α or None, validation dataset with
+    the test α, info). Kept for r3d.engine until it calls `build_datasets` itself."""
+    return build_datasets(cfg, train, LongTermDataset)
