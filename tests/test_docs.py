@@ -126,6 +126,8 @@ def _write_grid(tmp_path: Path) -> None:
             ("sum", 0, 70, 4.2), ("sum", 1, 72, 4.3)]
     (tmp_path / "runs.csv").write_text(HEADER + "".join(f"{v},0.0,{s},{a},{e}\n" for v, s, a, e in rows))
     (tmp_path / "abl.csv").write_text(HEADER + "rtf_bn,0.0,0,81,5\nrtf_bn,0.0,1,87,5\n")
+    (tmp_path / "cfg.yaml").write_text("model:\n  fuser: rtf\n")  # trains rtf_bn: the grid's default variant
+    (tmp_path / "grid.json").write_text(json.dumps({"config": str(tmp_path / "cfg.yaml")}))
     (tmp_path / "bench.json").write_text(json.dumps(
         {"seconds": 150.0, "figures": [{"id": "P1", "what": "a step", "value": 1.0625, "target": 1.03, "unit": "x",
                                         "better": "<=", "passed": False, "note": ""}]}))
