@@ -33,7 +33,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m r3d", description="r3d command line helpers")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("list", help="list registered backbones, fusers, heads, regularisers and datasets")
-    p.add_argument("--kind", choices=["backbone", "fuser", "head", "regularizer", "dataset"], help="only this kind")
+    p.add_argument("--kind", choices=["backbone", "fuser", "head", "regularizer", "dataset", "weights"],
+                   help="only this kind")
     p.add_argument("--custom-imports", nargs="*", help="modules to import first (as the config key custom_imports)")
     p.set_defaults(fn=cmd_list)
     args = ap.parse_args(argv)

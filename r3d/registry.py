@@ -110,8 +110,9 @@ FUSERS = Registry("fuser")
 HEADS = Registry("head")
 REGULARIZERS = Registry("regularizer")
 DATASETS = Registry("dataset")
+WEIGHTS = Registry("weights")
 
-ALL_REGISTRIES = (BACKBONES, FUSERS, HEADS, REGULARIZERS, DATASETS)
+ALL_REGISTRIES = (BACKBONES, FUSERS, HEADS, REGULARIZERS, DATASETS, WEIGHTS)
 
 
 def import_custom_modules(modules: Iterable[str]) -> None:
