@@ -23,7 +23,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         if args.kind and reg.kind != args.kind:
             continue
         entries = reg.entries()
-        print(f"{reg.kind}s ({len(entries)}):")
+        print(f"{reg.kind if reg.kind.endswith('s') else reg.kind + 's'} ({len(entries)}):")
         width = max([len(e.name) for e in entries] + [4])
         for e in entries:
             print(f"  {e.name:<{width}}  {e.summary}  [{e.source}]")
@@ -34,7 +34,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m r3d", description="r3d command line helpers")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("list", help="list every registered component: backbones, fusers, heads, regularisers, "
-                                    "datasets, protocols")
+                                    "datasets, protocols, weight sources")
     p.add_argument("--kind", choices=[reg.kind for reg in ALL_REGISTRIES], help="only this kind")
     p.add_argument("--custom-imports", nargs="*", help="modules to import first (as the config key custom_imports)")
     p.set_defaults(fn=cmd_list)

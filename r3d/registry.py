@@ -111,8 +111,9 @@ HEADS = Registry("head")
 REGULARIZERS = Registry("regularizer")
 DATASETS = Registry("dataset")
 PROTOCOLS = Registry("protocol")
+WEIGHTS = Registry("weights")  # named sources of pretrained backbone weights (r3d.models.backbones.weights)
 
-ALL_REGISTRIES = (BACKBONES, FUSERS, HEADS, REGULARIZERS, DATASETS, PROTOCOLS)
+ALL_REGISTRIES = (BACKBONES, FUSERS, HEADS, REGULARIZERS, DATASETS, PROTOCOLS, WEIGHTS)
 
 
 def import_custom_modules(modules: Iterable[str]) -> None:

@@ -9,8 +9,9 @@ import pytest
 
 from fixtures import rgb_frame, write_video
 from r3d.data.errors import DataError
+from r3d.data.depth_writers import write_depth_ffv1, write_depth_png16
 from r3d.data.io import (MkvDepthStore, NpyDepthStore, NpzDepthStore, PngDepthStore, open_depth, probe_video,
-                         read_png16, read_rgb_frames, write_depth_ffv1, write_depth_png16)
+                         read_png16, read_rgb_frames)
 
 
 def _depth_mm(t=4, h=6, w=7, seed=0):

@@ -7,7 +7,6 @@ import csv
 import json
 
 import numpy as np
-import pytest
 
 from conftest import TINY_RUN, run_tool
 from recording_fixtures import color_frame, depth_frame, write_k4a_mkv, write_realsense_bag

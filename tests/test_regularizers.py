@@ -166,3 +166,42 @@ def test_modality_dropout_rate_and_never_drops_everything():
     md.eval()
     same_t, same_p, _, _ = md(tokens, _present(b))
     assert all(bool(same_p[m].all()) for m in MODS) and same_t is tokens
+
+
+def test_unimodal_supervision_adds_each_streams_own_ce_through_the_shared_head():
+    """loss = fused CE + w · Σ_m CE(head(tokens_m)) over the samples where m is present, computed here by hand."""
+    from r3d.config import load_config
+    from r3d.engine.losses import anticipation_loss
+    from r3d.models.anticipator import Anticipator
+
+    torch.manual_seed(0)
+    w = 0.5
+    cfg = load_config(None, ["model.dim=16", "model.head_args.depth=1", "data.img_size=16", "model.fuser=concat",
+                             f"model.unimodal.weight={w}"])
+    nc = {"verb": 3, "noun": 2, "action": 4}
+    model = Anticipator(cfg, nc, actions=[[0, 0], [1, 1], [2, 0], [2, 1]]).train()
+    b, t = 4, 8
+    feats = {m: torch.randn(b, t, model.backbones[m].num_features) for m in ("rgb", "depth")}
+    present = {"rgb": torch.tensor([True, True, True, True]), "depth": torch.tensor([True, False, True, True])}
+    batch = {"verb": torch.tensor([0, 1, 2, 0]), "noun": torch.tensor([1, 0, 1, 0]),
+             "action": torch.tensor([3, 1, 3, 0])}
+    out = model.forward_tokens(model.project(feats, present), present)
+    total, parts = anticipation_loss(out, batch, {"verb": 1.0, "noun": 1.0, "action": 1.0})
+    assert set(out["aux_logits"]) == {"unimodal_rgb", "unimodal_depth"}
+    assert out["aux_logits"]["unimodal_depth"]["logits"]["verb"].shape == (3, 3)  # the sample without depth is out
+
+    def ce(logits, labels):
+        return sum(F.cross_entropy(logits[k], labels[k]) for k in ("verb", "noun", "action"))
+
+    keep = present["depth"]
+    ref = ce(out["logits"], batch) + w * (ce(out["aux_logits"]["unimodal_rgb"]["logits"], batch)
+                                          + ce(out["aux_logits"]["unimodal_depth"]["logits"],
+                                               {k: v[keep] for k, v in batch.items()}))
+    assert float(total) == pytest.approx(float(ref), rel=1e-6)
+    assert float(parts["unimodal_depth"]) > 0
+    # the depth stream's projection gets a gradient from its own prediction alone
+    model.zero_grad()
+    out["aux_logits"]["unimodal_depth"]["logits"]["verb"].sum().backward()
+    assert model.proj["depth"][0].weight.grad.abs().sum() > 0 and model.proj["rgb"][0].weight.grad is None
+    model.eval()  # inactive in eval: no extra predictions
+    assert model.forward_tokens(model.project(feats, present), present)["aux_logits"] == {}

@@ -35,6 +35,8 @@ def _collapse():
                      "without": {"rgb": {"top1": 25.0, "drop": 37.5, "relative_drop": 0.6},
                                  "depth": {"top1": 50.0, "drop": 12.5, "relative_drop": 0.2}}},
         "reliance_seconds": 7.5,
+        "kept": {"depth": {"top1_without_other": 25.0, "unimodal_top1": 40.0, "fraction": 0.625,
+                           "reference": "runs/depth_only"}},
     }
 
 
@@ -75,6 +77,8 @@ def test_report_renders_every_section_with_the_numbers(tmp_path):
     assert "| without rgb | 25.00 | 37.50 | 60.0 % |" in text
     assert "| without depth | 50.00 | 12.50 | 20.0 % |" in text
     assert "| all modalities | 62.50 |" in text
+    # the collapse measure: top-1 without RGB (25) as a fraction of the depth-only model's 40
+    assert "| depth | 25.00 | 40.00 | 0.625 | `runs/depth_only` |" in text
     # erank vs observed: at f = 0.5 the rgb gain is 1.75 − 2.0 < 0 → H = 0; at f = 1.0 it is the overall H
     assert "| 0.50 | 2.00 | 1.75 | 1.50 | 2.00 | 2.50 | 0.000 |" in text
     assert f"| 1.00 | 3.25 | 4.50 | 1.75 | 2.25 | 5.12 | {2 * 1.25 * 0.5 / 1.75:.3f} |" in text

@@ -19,6 +19,12 @@ VARIANTS: Dict[str, Tuple[str, ...]] = {
     "rtf_ebr": ("model.fuser=rtf", "model.rtf.select=bn", "model.ebr.enabled=true"),
     "rtf_kd": ("model.fuser=rtf", "model.rtf.select=bn", "model.kd.enabled=true"),  # cross-modal KD, rgb teaches depth
     "rtf_mdrop": ("model.fuser=rtf", "model.rtf.select=bn", "model.modality_dropout=0.25"),  # modality dropout p=0.25
+    # r3d's own remedies (r3d/models/regularizers/unimodal.py) and a combination of the published ones
+    "rtf_uni": ("model.fuser=rtf", "model.rtf.select=bn", "model.unimodal.weight=1.0"),
+    "rtf_mdrop_uni": ("model.fuser=rtf", "model.rtf.select=bn", "model.modality_dropout=0.25",
+                      "model.unimodal.weight=1.0"),
+    "rtf_ebr_mdrop": ("model.fuser=rtf", "model.rtf.select=bn", "model.ebr.enabled=true",
+                      "model.modality_dropout=0.25"),
     "rgb_only": ("model.modalities=[rgb]",),
     "depth_only": ("model.modalities=[depth]",),
 }

@@ -162,8 +162,8 @@ def find_latest(ckpt_root: PathLike) -> Optional[Path]:
 
 
 # Config keys a resumed run may change without changing the result (or where the data lives).
-RESUME_FREE_KEYS = ("work_dir", "data.root", "data.num_workers", "data.generate_if_missing", "train.log_with",
-                    "train.save_every_steps", "train.keep_checkpoints", "train.eval_every", "eval.")
+RESUME_FREE_KEYS = ("work_dir", "loaded_weights", "data.root", "data.num_workers", "data.generate_if_missing",
+                    "train.log_with", "train.save_every_steps", "train.keep_checkpoints", "train.eval_every", "eval.")
 
 
 def _few(keys: List[str], n: int = 3) -> str:

@@ -11,7 +11,8 @@ Tensor = torch.Tensor
 
 def anticipation_loss(outputs: Mapping[str, Any], batch: Mapping[str, Any], weights: Mapping[str, float],
                       label_smoothing: float = 0.0) -> Tuple[Tensor, Dict[str, Tensor]]:
-    """Weighted CE on each head plus every auxiliary loss in `outputs["losses"]` (already weighted by its module).
+    """Weighted CE on each head, plus the same CE on every extra prediction in `outputs["aux_logits"]` (its samples'
+    labels, times its weight), plus every auxiliary loss in `outputs["losses"]` (already weighted by its module).
 
     Labels < 0 (no label) and labels ≥ the number of classes (an action pair never seen in training) are ignored.
     Returns (total scalar, {name: detached scalar}) for logging.
@@ -30,6 +31,12 @@ def anticipation_loss(outputs: Mapping[str, Any], batch: Mapping[str, Any], weig
             loss = logits.float().sum() * 0.0
         parts[key] = loss.detach()
         total = w * loss if total is None else total + w * loss
+    for name, aux in outputs.get("aux_logits", {}).items():  # e.g. unimodal supervision: same labels, a subset
+        valid = aux["valid"]
+        sub = {k: batch[k][valid.to(batch[k].device)] for k in aux["logits"]}
+        loss, _ = anticipation_loss({"logits": aux["logits"]}, sub, weights, label_smoothing)
+        parts[name] = loss.detach()
+        total = aux["weight"] * loss if total is None else total + aux["weight"] * loss
     for name, aux in outputs.get("losses", {}).items():
         parts[name] = aux.detach().float()
         total = aux.float() if total is None else total + aux.float()

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from ..config import Config, flatten, save_config
 from ..metrics.anticipation import anticipation_metrics  # noqa: F401  (re-exported for tools)
+from ..models.backbones import weights_records
 from .builder import build_data, build_model, model_meta
 from .checkpoint import (check_resumable, export_model, find_latest, load_training_state, save_training_state,
                          write_text_atomic)
@@ -239,6 +240,8 @@ def train(cfg: Config, resume: Optional[str] = None) -> Dict[str, Any]:
         for w in check_resumable(state, cfg.to_dict(), num_classes(data.info), accelerator.num_processes):
             _logger.warning(w)
     model = build_model(cfg, data.info)
+    if accelerator.is_main_process:  # config.yaml also records the pretrained weights loaded (source, file, sha256)
+        save_config(Config(cfg, loaded_weights=weights_records(model.backbones)), work_dir / "config.yaml")
     check_model_matches_cache(model, data.train)  # data.features: tokens made by these very backbone weights
     optimizer = make_optimizer(model, cfg)
     global_batch = cfg.train.batch_size * accelerator.num_processes * cfg.train.grad_accum

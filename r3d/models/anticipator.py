@@ -128,15 +128,18 @@ class Anticipator(nn.Module):
                       for k in per_mod[self.modalities[0]]}
         else:
             logits = self.heads["fused"](out.fused, **head_kw)
+        aux_logits: Dict[str, Dict[str, Any]] = {}
         for reg in self.regularizers:
+            head = self.heads["fused"] if "fused" in self.heads else \
+                self.heads[getattr(reg, "student", self.modalities[0])]
             if hasattr(reg, "head_losses"):
-                head = self.heads["fused"] if "fused" in self.heads else \
-                    self.heads[getattr(reg, "student", self.modalities[0])]
                 losses.update(reg.head_losses(tokens, present, head))
+            if hasattr(reg, "head_predictions"):  # extra predictions the loss supervises with the labels
+                aux_logits.update(reg.head_predictions(tokens, present, lambda x: head(x, **head_kw)))
         if self.action_from == "product":
             logits["action"] = self._product_action_logits(logits["verb"], logits["noun"])
         return {"logits": logits, "tokens_pre": tokens_pre, "tokens_in": tokens, "tokens_post": out.tokens,
-                "fused": out.fused, "present": present, "losses": losses, "stats": stats}
+                "fused": out.fused, "present": present, "losses": losses, "stats": stats, "aux_logits": aux_logits}
 
     def _product_action_logits(self, verb: Tensor, noun: Tensor) -> Tensor:
         """log p(v)·p(n) for each (v, n) in the action vocabulary: (B,V),(B,N) -> (B,A)."""

@@ -2,17 +2,20 @@
 
 This is how R3D (WACV 2026) and AFFT (Zhong et al., WACV 2023) build their RGB tokens (R3D: a frozen ImageNet
 ResNet-50 per frame). For depth, timm's `in_chans=1` sums the pretrained RGB stem over its input channels.
+`pretrained_file` is a timm weights file or a registered weight source (``pip:NAME``, `r3d.models.backbones.weights`);
+the backbone keeps what it loaded in `weights` (a `WeightsRecord`, or None at random init).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 import timm
 import torch
 import torch.nn as nn
 
 from ...registry import BACKBONES
+from .weights import WeightsError, WeightsRecord, resolve_pretrained_file, short_error
 
 
 def create_timm_model(name: str, in_chans: int, pretrained: bool = False, pretrained_file: Optional[str] = None,
@@ -36,8 +39,19 @@ def create_timm_model(name: str, in_chans: int, pretrained: bool = False, pretra
         )
     if not timm.is_model(name):
         raise KeyError(f"backbone '{name}' is not a timm model name (see timm.list_models())")
-    return timm.create_model(name, pretrained=pretrained, num_classes=0, in_chans=in_chans,
-                             pretrained_cfg_overlay=overlay, **kwargs)
+    try:
+        return timm.create_model(name, pretrained=pretrained, num_classes=0, in_chans=in_chans,
+                                 pretrained_cfg_overlay=overlay, **kwargs)
+    except Exception as e:  # unreadable file, missing keys, size mismatches: one line naming the file
+        if overlay is None:
+            raise
+        raise WeightsError(f"pretrained_file {pretrained_file}: timm cannot load it into '{name}' ({short_error(e)}); "
+                           f"is it a state dict of that timm model?") from None
+
+
+def resolve_weights(pretrained_file: Optional[str], name: str) -> Tuple[Optional[str], Optional[WeightsRecord]]:
+    """(timm weights file, record) for a `pretrained_file` config value; (None, None) when it is unset."""
+    return resolve_pretrained_file(pretrained_file, name) if pretrained_file else (None, None)
 
 
 @BACKBONES.register("frame2d")
@@ -57,7 +71,8 @@ class FrameBackbone2D(nn.Module):
                  time_causal: bool = False) -> None:
         """`time_kernel` and `time_causal` are read by kind `inflated3d` only (same config section); ignored here."""
         super().__init__()
-        self.model = create_timm_model(name, in_chans, pretrained, pretrained_file)
+        file, self.weights = resolve_weights(pretrained_file, name)
+        self.model = create_timm_model(name, in_chans, pretrained, file)
         self.num_features: int = self.model.num_features
         self.frozen = freeze
         if freeze:

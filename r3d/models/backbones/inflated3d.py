@@ -37,7 +37,7 @@ from timm.models._manipulate import adapt_input_conv
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from ...registry import BACKBONES
-from .frame2d import FrameBackbone2D
+from .frame2d import FrameBackbone2D, resolve_weights
 
 Tensor = torch.Tensor
 
@@ -238,14 +238,16 @@ class InflatedBackbone3D(FrameBackbone2D):
                  time_causal: bool = False) -> None:
         """`pretrained_file` may hold 2-D timm weights (loaded by timm, stem summed for depth, then inflated) or an
         inflated 5-D state dict (e.g. saved from this backbone; its stem is adapted with `adapt_input_conv3d`)."""
-        state_3d = _read_3d_checkpoint(pretrained_file) if pretrained_file else None
+        file, record = resolve_weights(pretrained_file, name)
+        state_3d = _read_3d_checkpoint(file) if file else None
         if state_3d is None:
-            super().__init__(name, in_chans, img_size, pretrained, pretrained_file, freeze)
+            super().__init__(name, in_chans, img_size, pretrained, file, freeze)
         else:
             super().__init__(name, in_chans, img_size, freeze=freeze)
         inflate_2d_to_3d(self.model, time_kernel, time_causal)  # keeps requires_grad and train/eval (freeze)
         if state_3d is not None:
             load_inflated_state_dict(self.model, state_3d, in_chans, source=f"pretrained_file {pretrained_file}")
+        self.weights = record  # the config's source (pip:NAME or the path), not the converted file
         self.time_kernel, self.time_causal = time_kernel, time_causal
         self.per_frame = time_kernel == 1  # a temporal kernel > 1 mixes neighbouring frames into each token
         self.causal = time_causal or time_kernel == 1

@@ -5,7 +5,9 @@ Each one is an `nn.Module` registered in `r3d.registry.REGULARIZERS` with
 and a classmethod `from_config(cfg, modalities, dim) -> Optional[module]` that returns None when disabled. A regulariser
 that needs the anticipation head (logit-level KD) also defines `head_losses(tokens, present, head) -> {name: scalar}`,
 called after fusion with the tokens it produced. Optional hooks: `set_epoch(epoch)`, `begin_calibration()` /
-`end_calibration(reduce_fn)` around a validation pass, `export_meta() -> dict` for model.json. Capability attribute:
+`end_calibration(reduce_fn)` around a validation pass, `export_meta() -> dict` for model.json,
+`head_predictions(tokens, present, head) -> {name: {"logits", "valid", "weight"}}` for extra predictions the loss
+supervises with the sample's own labels (unimodal supervision). Capability attribute:
 `fills_missing = True` when the regulariser substitutes a missing modality's tokens (EBR); absent means False.
 They run in the order of `ORDER` (modality dropout first, so that EBR sees and fills the dropped modality).
 """
@@ -16,9 +18,9 @@ from typing import List, Sequence
 import torch.nn as nn
 
 from ...registry import REGULARIZERS
-from . import dropout, ebr, kd  # noqa: F401,E402  (register the built-ins)
+from . import dropout, ebr, kd, unimodal  # noqa: F401,E402  (register the built-ins)
 
-ORDER: List[str] = ["modality_dropout", "kd", "ebr"]
+ORDER: List[str] = ["modality_dropout", "kd", "ebr", "unimodal"]
 
 
 def build_regularizers(cfg, modalities: Sequence[str], dim: int) -> List[nn.Module]:
