@@ -10,7 +10,9 @@ The renderer itself is checked on small files whose numbers are computed by hand
 """
 from __future__ import annotations
 
+import fnmatch
 import json
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -22,7 +24,7 @@ from r3d.benchmark.pages import (PageError, doc_pages, loose_numbers, marked_pag
 from r3d.benchmark.results import results_page
 
 REPO = Path(__file__).resolve().parents[1]
-SKIP_TOP = {".git", "runs", "data", ".pytest_cache"}  # run outputs and datasets, not the repository's files
+SKIP_TOP = {"runs", "data", "build", "dist"}  # run outputs, datasets and build products, not the repository's files
 # r3d/data/synthetic.py is being rewritten on another branch, which drops its names of files that are not in the
 # repository; this line goes when that branch is merged.
 NOT_CHECKED = ("r3d/data/synthetic.py",)
@@ -32,12 +34,15 @@ HAND_WRITTEN = ("docs/benchmark_r3d/summary.md",)
 
 
 def _repo_files(*patterns: str):
-    for pattern in patterns:
-        for p in sorted(REPO.rglob(pattern)):
-            rel = p.relative_to(REPO)
-            if rel.parts[0] not in SKIP_TOP and not any(part.endswith(".egg-info") or part == "__pycache__"
-                                                        for part in rel.parts):
-                yield p
+    """The repository's files matching `patterns`: hidden folders (.git, a .venv), virtual environments,
+    __pycache__, *.egg-info and the top-level run/data folders are not walked."""
+    for folder, dirs, files in os.walk(REPO):
+        rel = Path(folder).relative_to(REPO)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__" and not d.endswith(".egg-info")
+                         and not (rel == Path(".") and d in SKIP_TOP) and not (Path(folder, d, "pyvenv.cfg").exists()))
+        for name in sorted(files):
+            if any(fnmatch.fnmatch(name, p) for p in patterns):
+                yield Path(folder) / name
 
 
 # -- the repository's pages ------------------------------------------------------------------------------------------
