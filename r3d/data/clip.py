@@ -43,7 +43,7 @@ class SparsePngDepth(DepthStore):
 
     Unlike `r3d.data.io.PngDepthStore` (which refuses gaps, as a training dataset must be complete), a gap here is a
     frame without depth. Frame index = number − start, start = 1 when the numbering starts at 1 (NTU's
-    MDepth-%08d.png) and 0 otherwise (DATA-FORMAT's %06d.png). Files are read with `r3d.data.io.read_png16`.
+    MDepth-%08d.png) and 0 otherwise (r3d's folder layout, %06d.png). Files are read with `r3d.data.io.read_png16`.
     """
 
     kind = "png"
@@ -190,9 +190,10 @@ class RGBDClip:
     """A recorded RGB video plus optional depth, aligned on the RGB clock (frame k at k / rgb_fps seconds).
 
     Without a depth frame rate (`depth_fps` argument, the ROOT's dataset.yaml, or the .mkv's own rate), depth frame k
-    belongs to RGB frame k (DATA-FORMAT). With one, RGB frame k takes the last depth frame at or before its time
-    (`r3d.data.protocols.frame_at`, as `match_depth_indices` does for training), and none once the depth stream has
-    ended. Frame count and rate mismatches are listed in `alignment.mismatch`.
+    belongs to RGB frame k, as in r3d's folder layout (docs/data.md). With one, RGB frame k takes the last depth frame
+    at or before its time (`r3d.data.protocols.frame_at`, as `match_depth_indices` does for training), and none once
+    the depth stream has ended. Frame count and rate mismatches are listed in `alignment.mismatch`. A sensor
+    recording (.mkv with a depth track, .bag) carries both streams and its own pairing.
     """
 
     def __init__(self, rgb: PathLike, depth: Optional[PathLike] = None,
