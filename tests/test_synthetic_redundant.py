@@ -206,3 +206,23 @@ def test_cli_mode(tmp_path):
     r = subprocess.run([sys.executable, tool, "--out", str(tmp_path / "d"), "--mode", "mixed"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "invalid choice: 'mixed'" in r.stderr
+
+
+def test_the_grid_renders_its_datasets_in_the_configured_mode(tmp_path):
+    from r3d.engine.grid import GridSpec, run_grid
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def generate_fn(root, **kw):
+        seen.append(kw)
+        raise Stop
+
+    spec = GridSpec(variants=["concat"], noise=[0.5], seeds=[0], config=str(REPO / "configs/synthetic.yaml"),
+                    overrides=["synthetic.mode=redundant"])
+    with pytest.raises(Stop):
+        run_grid(spec, tmp_path, progress=False, train_fn=lambda *a, **k: {}, test_fn=lambda *a, **k: {},
+                 generate_fn=generate_fn)
+    assert seen[0]["mode"] == "redundant" and seen[0]["depth_noise"] == 0.5
