@@ -130,7 +130,7 @@ def _synthetic_kwargs(cfg: Config) -> Dict[str, Any]:
     s, d = cfg.synthetic, cfg.data
     return dict(videos=s.videos, val_fraction=s.val_fraction, pairs_per_video=s.pairs_per_video,
                 num_verbs=s.num_verbs, num_nouns=s.num_nouns, fps=s.fps, size=s.size, seed=s.seed,
-                tau_a=d.tau_a, tau_o=d.tau_o)
+                tau_a=d.tau_a, tau_o=d.tau_o, mode=s.mode)
 
 
 def _trained(folder: Path) -> bool:
