@@ -4,9 +4,9 @@
 
 Run from the repository root. The commands are read from the first ```bash block of README.md (one per line, the
 comment after `#` dropped) and run one after the other with bash in a copy of `git archive HEAD`, with a new venv's
-bin/ first on PATH. For each: wall seconds, exit code, console lines (all, and those that are not progress-bar
-redraws), and the log. Command 1's validation action top-1 comes from the run folder it writes
-(runs/synthetic_rtf/metrics_test.json); command 2's test counts and pytest's own duration from its last line. The
+bin/ first on PATH, one `&&` step at a time. For each: wall seconds, exit code, console lines (all, and those that
+are not progress-bar redraws; in all and per step, so the installer's lines and r3d's are told apart), and the log.
+Command 1's validation action top-1 comes from the run folder it writes (runs/synthetic_rtf/metrics_test.json); command 2's test counts and pytest's own duration from its last line. The
 JSON is what README.md and docs/ quote for these timings (tools/render_docs.py); with --only, the other commands'
 records already in it are kept.
 """
@@ -62,21 +62,29 @@ def run_commands(commands: Sequence[Tuple[int, str]], workdir: Path, log_dir: Pa
     env.update(PATH=f"{workdir / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}", VIRTUAL_ENV=str(workdir / ".venv"))
     out: Dict[str, Any] = {}
     for i, cmd in commands:
-        t0 = time.perf_counter()
-        r = subprocess.run(["bash", "-c", cmd], cwd=workdir, env=env, capture_output=True, text=True)
+        # Each `&&` step runs on its own (as bash would: stop at the first failure), so the console lines of the
+        # installer and of r3d's tool are counted apart.
+        t0, text, steps, code = time.perf_counter(), "", [], 0
+        for step in cmd.split(" && "):
+            r = subprocess.run(["bash", "-c", step], cwd=workdir, env=env, capture_output=True, text=True)
+            text += r.stdout + r.stderr
+            code = r.returncode
+            steps.append({"command": step, "exit_code": code, "console_lines": console_lines(r.stdout + r.stderr)})
+            if code != 0:
+                break
         seconds = time.perf_counter() - t0
-        text = r.stdout + r.stderr
         (log_dir / f"command_{i}.log").write_text(text)
-        rec: Dict[str, Any] = {"command": cmd, "seconds": round(seconds, 1), "exit_code": r.returncode,
-                               "console_lines": console_lines(text)}
+        rec: Dict[str, Any] = {"command": cmd, "seconds": round(seconds, 1), "exit_code": code,
+                               "console_lines": console_lines(text), "steps": steps}
         if "pytest" in cmd:
             rec["pytest"] = pytest_summary(text)
         metrics = workdir / "runs" / "synthetic_rtf" / "metrics_test.json"
         if i == 1 and metrics.is_file():
             rec["action_top1"] = round(float(json.loads(metrics.read_text())["action"]["top1"]), 2)
         out[f"command_{i}"] = rec
-        print(f"command {i}: exit {r.returncode}, {seconds:.0f} s, {rec['console_lines']['without_progress']} lines "
-              "without progress bars", flush=True)
+        print(f"command {i}: exit {code}, {seconds:.0f} s, {rec['console_lines']['without_progress']} lines "
+              f"without progress bars ({', '.join(str(s['console_lines']['without_progress']) for s in steps)} "
+              "by step)", flush=True)
     return out
 
 

@@ -61,3 +61,17 @@ def test_beats_best_plain_claim_needs_a_margin_above_one_std_at_every_noise_leve
     rows += [_row(v, 1.0, s, t) for s in range(3) for v, t in (("concat", 70 + s), ("rtf_bn", 70 + 2 * s))]
     c = claim_beats_best_plain(rows, "rtf_bn")  # η = 1: +1 ± 1 is a tie, so the claim does not hold
     assert c.holds is False and "η = 1.0: +1.00 ± 1.00 vs concat (tie)" in c.evidence
+
+
+def test_claims_block_renders_both_claims_from_the_two_grids_it_names(tmp_path):
+    from r3d.benchmark import append_row
+    from r3d.benchmark.pages import render_page
+
+    for name, rows in (("red", _grid([90, 91, 92], [57, 47, 38])), ("comp", _grid([95, 96, 97], [57, 47, 38]))):
+        for r in rows:
+            append_row(tmp_path / name / "runs.csv", r)
+    page = ("<!-- r3d-source red: red/runs.csv -->\n<!-- r3d-source comp: comp/runs.csv -->\n"
+            "<!-- r3d-begin claims red complementary=comp variant=rtf_bn noise=0.5 -->\n<!-- r3d-end -->\n")
+    lines = render_page(page, tmp_path).splitlines()[3:5]
+    assert lines[0].startswith("- Redundant mode: `rtf_bn` keeps ≥ 90% of the depth-only") and "**yes**" in lines[0]
+    assert lines[1].startswith("- Complementary mode: `rtf_bn` beats the best plain fuser at every η: **yes**")

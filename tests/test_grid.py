@@ -65,6 +65,25 @@ def test_append_after_a_cut_line_and_foreign_header(tmp_path):
     assert old.read_text().splitlines() == ["variant,noise,seed,action_top1", "cen,1.0,2,5.0"]
 
 
+def test_learning_speed_columns_come_from_the_epoch_log(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    lines = [{"epoch": 1, "train/loss": 2.0, "val/action/top1": 40.0}, {"epoch": 2, "train/loss": 1.5},
+             {"epoch": 3, "val/action/top1": 85.0}, {"epoch": 4, "val/action/top1": 79.0}]
+    (run / "epoch_log.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"epoch": 5, "val')
+    assert G.val_history(run / "epoch_log.jsonl") == [40.0, None, 85.0, 79.0]  # the cut last line is dropped
+    cfg = load_config(None, ["model.modalities=[rgb]"])
+    row = G.row_from_metrics(G.Run("rgb_only", 0.0, 0), cfg, {}, {}, 1.0, run)
+    assert row["val_top1_by_epoch"] == [40.0, None, 85.0, 79.0]
+    assert row[f"epochs_to_{G.LEARNED_AT:.0f}"] == 3  # the first epoch at or above 80 %
+    G.append_row(tmp_path / "runs.csv", row)
+    back = G.read_rows(tmp_path / "runs.csv")[0]
+    assert back["val_top1_by_epoch"] == "40.0 nan 85.0 79.0" and back["epochs_to_80"] == "3"
+    (run / "epoch_log.jsonl").write_text(json.dumps({"epoch": 1, "val/action/top1": 90.0}) + "\n")
+    row = G.row_from_metrics(G.Run("rgb_only", 0.0, 0), cfg, {}, {}, 1.0, run)
+    assert "val_top1_by_epoch" not in row  # validated once (at the end): no learning curve to report
+
+
 def test_mean_curve_over_seeds():
     rows = [_row("rtf_bn", 0.0, 0, 1.0, obs_fractions="0.5 1.0", obs_H="0.2 0.6"),
             _row("rtf_bn", 0.0, 1, 1.0, obs_fractions="0.5 1.0", obs_H="0.4 nan")]

@@ -92,6 +92,14 @@ def _assert_same_as_reference(work, reference):
     assert _metrics(work) == _metrics(reference)
     # The per-step log reads as one uninterrupted run: same steps, bit-identical losses and LRs.
     assert (work / "train_log.jsonl").read_text() == (reference / "train_log.jsonl").read_text()
+    # So does the per-epoch log, apart from wall-clock timings.
+    assert _epochs(work) == _epochs(reference) and [e["epoch"] for e in _epochs(work)] == [1, 2]
+    assert "val/action/top1" in _epochs(work)[-1]
+
+
+def _epochs(work):
+    return [{k: v for k, v in json.loads(line).items() if "seconds" not in k and "share" not in k}
+            for line in (Path(work) / "epoch_log.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.slow

@@ -15,9 +15,12 @@ appends a row per run to OUT/runs.csv, and writes OUT/results.md (mean ± std ov
 baseline and raised the fused effective rank, computed from the CSV) and OUT/plots/*.png. Running it again skips the
 runs already in runs.csv, so an interrupted grid continues where it stopped.
 
-Variants: concat, sum, late, safuser, safuser_cross, tokenfusion, cen, rtf_bn, rtf_svd, rtf_ebr (RTF + EBR),
-rtf_kd (RTF + cross-modal KD), rtf_mdrop (RTF + modality dropout 0.25),
-rgb_only, depth_only (r3d.benchmark.VARIANTS). key=value overrides (e.g. model.dim=64) apply to every run.
+Variants (the full list is in --variants below; r3d.benchmark.VARIANTS says what each sets): the plain fusers, RTF with
+either selection rule (rtf_bn, rtf_svd), RTF with each published remedy (rtf_ebr, rtf_kd, rtf_mdrop), r3d's unimodal
+supervision (rtf_uni, rtf_mdrop_uni), rtf_ebr_mdrop, and the unimodal references rgb_only and depth_only, which run
+first so that every fused run reports its collapse measure against them. --config configs/synthetic_redundant.yaml runs
+the grid on the redundant mode, in which either stream alone determines the answer. key=value overrides (e.g.
+model.dim=64) apply to every run.
 """
 import argparse
 import logging

@@ -14,8 +14,8 @@ One concept per module:
 
 `tools/benchmark.py` is the command-line front end; `tools/render_docs.py` re-renders the pages.
 """
-from .records import (COLUMNS, LABELS, Run, append_row, noise_tag, num, num_list, read_rows,  # noqa: F401
-                      row_from_metrics, row_key)
+from .records import (COLUMNS, LABELS, LEARNED_AT, Run, append_row, noise_tag, num, num_list,  # noqa: F401
+                      read_rows, row_from_metrics, row_key, val_history)
 from .results import fmt_stat, results_markdown, results_page, write_results  # noqa: F401
 from .runner import (check_grid_file, dataset_root, features_root, grid_runs, run_config, run_dir,  # noqa: F401
                      run_grid)

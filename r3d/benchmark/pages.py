@@ -245,14 +245,19 @@ def verdict(loaded: PageSources, name: str, args: Dict[str, str], where: str) ->
 
 @block("claims")
 def claims(loaded: PageSources, name: str, args: Dict[str, str], where: str) -> List[str]:
-    """The benchmark's yes/no claims about r3d's default (`r3d.benchmark.claims`), for the variant the grid's config
-    trains (``variant=`` overrides it) and ``noise=`` (default 0.5) for the depth-keeping claim."""
+    """The benchmark's yes/no claims about r3d's default (`r3d.benchmark.claims`): from source NAME, a grid on the
+    redundant mode, whether it keeps depth at ``noise=`` (default 0.5); from ``complementary=SOURCE``, a grid on the
+    complementary mode, whether it beats the best plain fuser at every η. The variant is the one the grid's config
+    trains (``variant=`` overrides it)."""
     rows = loaded.rows(name, where)
     v = args.get("variant") or default_variant(str(loaded.grid(name).get("config", "configs/synthetic.yaml")))
     if not v:
         raise PageError(f"{where}: the grid's config trains no named variant; pass variant=NAME")
-    return [f"- {claim_keeps_depth(rows, v, float(args.get('noise', 0.5))).line()}",
-            f"- {claim_beats_best_plain(rows, v).line()}"]
+    lines = [f"- Redundant mode: {claim_keeps_depth(rows, v, float(args.get('noise', 0.5))).line()}"]
+    if "complementary" in args:
+        other = args["complementary"]
+        lines.append(f"- Complementary mode: {claim_beats_best_plain(loaded.rows(other, where), v).line()}")
+    return lines
 
 
 @block("ablation")

@@ -5,6 +5,7 @@ runs.csv is the benchmark's single source of truth: every number in results.md a
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ class Run:
 
 
 LABELS = ("verb", "noun", "action")
+LEARNED_AT = 80.0  # validation action top-1 (%) at which a run counts as having learned the task (learning speed)
 COLUMNS: List[str] = (
     ["variant", "noise", "seed", "fuser", "modalities"]
     + [f"{k}_{m}" for k in LABELS for m in ("top1", "top5", "mt5r")]
@@ -47,7 +49,8 @@ COLUMNS: List[str] = (
        "gain_depth", "H", "pooled_rank", "pooled_erank", "pooled_rank_centered", "pooled_erank_centered",
        "reliance_top1", "no_rgb_top1", "no_rgb_drop", "no_rgb_rel_drop_pct", "no_depth_top1", "no_depth_drop",
        "no_depth_rel_drop_pct", "kept_depth", "kept_rgb", "diag_share_pct", "diag_seconds", "eval_seconds",
-       "train_seconds", "test_seconds", "obs_fractions", "obs_fused", "obs_H", "run_dir"]
+       "train_seconds", "test_seconds", "obs_fractions", "obs_fused", "obs_H", "val_top1_by_epoch",
+       f"epochs_to_{LEARNED_AT:.0f}", "run_dir"]
 )
 
 
@@ -151,5 +154,26 @@ def row_from_metrics(run: Run, cfg: Config, train_metrics: Mapping, test_metrics
         row["obs_fractions"] = list(curves["fractions"])
         row["obs_fused"] = curves.get("fused")
         row["obs_H"] = mutual_gain_curve(curves) or None
+    history = val_history(Path(where) / "epoch_log.jsonl")
+    if len(history) > 1:  # validated during training (train.eval_every): how fast the run learned
+        row["val_top1_by_epoch"] = history
+        row[f"epochs_to_{LEARNED_AT:.0f}"] = next((e + 1 for e, t in enumerate(history)
+                                                   if t is not None and t >= LEARNED_AT), None)
     row["run_dir"] = str(where)
     return row
+
+
+def val_history(path: PathLike) -> List[Optional[float]]:
+    """Validation action top-1 (%) after each epoch, from a run's `epoch_log.jsonl` (None for an epoch that was not
+    validated; [] when the file is absent)."""
+    p = Path(path)
+    if not p.is_file():
+        return []
+    out: List[Optional[float]] = []
+    for line in p.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:  # a line cut by a kill
+            break
+        out.append(rec.get("val/action/top1"))
+    return out

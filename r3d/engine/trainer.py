@@ -151,21 +151,23 @@ def batch_seed(seed: int, epoch: int, batch: int, rank: int) -> int:
 
 
 class StepLog:
-    """`WORK_DIR/train_log.jsonl`: one JSON line per optimiser step (main process): loss averaged over the micro-
-    batches of the step and over processes, LR, gradient norm. On resume, lines after the restored step are dropped,
-    so the file always reads as one uninterrupted run."""
+    """A JSON-lines log of the main process that reads as one uninterrupted run: on resume, the lines after the
+    restored position (the value of `key`) are dropped. `WORK_DIR/train_log.jsonl` has one line per optimiser step
+    (loss averaged over the step's micro-batches and over processes, LR, gradient norm; key "step");
+    `WORK_DIR/epoch_log.jsonl` one line per epoch (the epoch's mean loss, LR and, when the epoch was validated, every
+    validation metric as `val/<label>/<metric>`; key "epoch")."""
 
-    def __init__(self, path: Path, enabled: bool) -> None:
-        self.path, self.enabled = path, enabled
+    def __init__(self, path: Path, enabled: bool, key: str = "step") -> None:
+        self.path, self.enabled, self.key = path, enabled, key
 
-    def truncate(self, step: int) -> None:
+    def truncate(self, position: int) -> None:
         if not self.enabled:
             return
         kept = []
         if self.path.is_file():
             for line in self.path.read_text().splitlines():
                 try:
-                    if json.loads(line)["step"] <= step:
+                    if json.loads(line)[self.key] <= position:
                         kept.append(line)
                 except (ValueError, KeyError, TypeError):  # a line cut by a kill
                     break
@@ -268,6 +270,8 @@ def train(cfg: Config, resume: Optional[str] = None) -> Dict[str, Any]:
                           f"step {progress.step})")
     step_log = StepLog(work_dir / "train_log.jsonl", accelerator.is_main_process)
     step_log.truncate(progress.step)
+    epoch_log = StepLog(work_dir / "epoch_log.jsonl", accelerator.is_main_process, key="epoch")
+    epoch_log.truncate(progress.epoch)
     if accelerator.is_main_process and _tracking(cfg):
         hp = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in flatten(cfg.to_dict()).items()}
         accelerator.init_trackers("r3d", config=hp)
@@ -360,6 +364,7 @@ def train(cfg: Config, resume: Optional[str] = None) -> Dict[str, Any]:
                           f"{summary}")
         if _tracking(cfg):
             accelerator.log(log, step=epoch + 1)
+        epoch_log.write({"epoch": epoch + 1, **{k: v for k, v in log.items() if isinstance(v, (int, float))}})
         progress.epoch = epoch + 1
         progress.batch_in_epoch = 0
         progress.running = {}
