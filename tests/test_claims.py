@@ -75,3 +75,15 @@ def test_claims_block_renders_both_claims_from_the_two_grids_it_names(tmp_path):
     lines = render_page(page, tmp_path).splitlines()[3:5]
     assert lines[0].startswith("- Redundant mode: `rtf_bn` keeps ≥ 90% of the depth-only") and "**yes**" in lines[0]
     assert lines[1].startswith("- Complementary mode: `rtf_bn` beats the best plain fuser at every η: **yes**")
+
+
+def test_remedies_block_is_the_remedy_table_of_the_grid(tmp_path):
+    from r3d.benchmark import append_row
+    from r3d.benchmark.pages import render_page
+
+    for r in _grid([90, 91, 92], [57, 47, 38]):
+        append_row(tmp_path / "runs.csv", r)
+    page = "<!-- r3d-source g: runs.csv -->\n<!-- r3d-begin remedies g noise=0.5 -->\n<!-- r3d-end -->\n"
+    row = render_page(page, tmp_path).splitlines()[4]
+    # rtf_bn against concat: +0 points (paired), kept (57/60 + 47/50 + 38/40) / 3 against concat's 0.1
+    assert row.startswith("| 0.5 | rtf_bn | concat | +0.00 ± 0.00 | 0.947 ± 0.006 | 0.100 ± 0.000 | +0.847 ± 0.006 |")

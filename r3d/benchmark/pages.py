@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .claims import best_plain, claim_beats_best_plain, claim_keeps_depth
 from .records import PathLike, noise_tag, read_rows, row_key
-from .results import COLLAPSE_TABLE, TABLE, fmt_stat, results_page, write_results
+from .results import COLLAPSE_TABLE, TABLE, fmt_stat, remedy_table, results_page, write_results
 from .stats import aggregate, compare, noises_in, variants_in
 from .variants import ERANK_REFERENCES, RTF_VARIANTS, default_variant
 
@@ -258,6 +258,17 @@ def claims(loaded: PageSources, name: str, args: Dict[str, str], where: str) -> 
         other = args["complementary"]
         lines.append(f"- Complementary mode: {claim_beats_best_plain(loaded.rows(other, where), v).line()}")
     return lines
+
+
+@block("remedies")
+def remedies(loaded: PageSources, name: str, args: Dict[str, str], where: str) -> List[str]:
+    """Each remedy against the best plain fuser at ``noise=a,b`` (default: every η of the file), on full top-1 and
+    on kept depth, paired by seed (results.md's table, `r3d.benchmark.results.remedy_table`)."""
+    rows = loaded.rows(name, where)
+    table = remedy_table(rows, _noises(args.get("noise"), rows))
+    if not table:
+        raise PageError(f"{where}: {loaded.sources[name].path} has no remedy and plain-fuser runs to compare")
+    return table
 
 
 @block("ablation")

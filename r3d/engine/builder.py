@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
@@ -43,11 +44,22 @@ def prepare_root(cfg: Config, accelerator=None) -> None:
         accelerator.wait_for_everyone()
 
 
+def loader_workers(cfg: Config) -> int:
+    """`data.num_workers`, at most the CPUs this process may use (more only compete for them; torch warns). What a
+    sample holds does not depend on the worker count, so neither do the results."""
+    requested = int(cfg.data.num_workers)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if requested > cpus:
+        _logger.info("data.num_workers=%d > the %d CPUs this process may use: using %d", requested, cpus, cpus)
+    return min(requested, cpus)
+
+
 def make_loader(dataset, cfg: Config, train: bool, batch_size: int) -> DataLoader:
-    """DataLoader with the config's workers; the training order is a function of (seed, epoch) only."""
+    """DataLoader with the config's workers (`loader_workers`); the training order is a function of (seed, epoch)
+    only."""
     gen = torch.Generator()
     gen.manual_seed(int(cfg.seed))
-    workers = int(cfg.data.num_workers)
+    workers = loader_workers(cfg)
     return DataLoader(dataset, batch_size=batch_size, shuffle=train, drop_last=False, num_workers=workers,
                       generator=gen if train else None, pin_memory=False,
                       persistent_workers=False, prefetch_factor=4 if workers > 0 else None,

@@ -35,7 +35,7 @@ from ..data.errors import DataError
 from ..data.features import (DTYPES, FORMAT, FORMAT_VERSION, MANIFEST, SHARDS, FeatureCache, config_source,
                              read_safetensors_mmap, source_entry, token_spec)
 from ..data.formats import build_info
-from .builder import build_model, prepare_root
+from .builder import build_model, loader_workers, prepare_root
 from .checkpoint import load_model_weights, write_text_atomic
 
 _logger = logging.getLogger("r3d.extract")
@@ -276,7 +276,7 @@ def extract_features(cfg: Config, out: PathLike, checkpoint: Optional[PathLike] 
                 template[vid], frame_idx=part["rgb"], depth_idx=part["depth"] if len(part["depth"]) else None,
                 present_rgb=bool(len(part["rgb"])), present_depth=bool(len(part["depth"]))))
             chunk_video.append(vid)
-    loader = torch.utils.data.DataLoader(view, batch_size=None, shuffle=False, num_workers=int(cfg.data.num_workers))
+    loader = torch.utils.data.DataLoader(view, batch_size=None, shuffle=False, num_workers=loader_workers(cfg))
     dt = DTYPES[dtype]
     total = sum(len(f) for _, frames in todo for f in frames.values())
     bar = tqdm(total=total, desc="extract features", unit="frame", disable=not progress, dynamic_ncols=True)
