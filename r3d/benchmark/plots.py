@@ -5,9 +5,9 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from ..viz import plots
-from .records import PathLike, row_key
+from .records import PathLike, num_list, row_key
 from .claims import best_plain, with_kept
-from .stats import aggregate, compare, mean_curve, noises_in, variants_in
+from .stats import aggregate, compare, mean_curve, mean_std, noises_in, variants_in
 from .variants import ERANK_REFERENCES, UNIMODAL
 
 FILES = {"accuracy": "top1_vs_best_plain.png", "kept_depth": "kept_depth.png", "fused_erank": "fused_erank.png",
@@ -20,6 +20,8 @@ def plot_paths(rows: Sequence[Mapping[str, Any]], folder: PathLike) -> Dict[str,
     out = {k: folder / f for k, f in FILES.items()}
     out.update({f"gain_{n}": folder / f"mutual_gain_vs_observed_noise_{n}.png" for n in noises_in(rows)})
     out["reliance"] = folder / "reliance.png"
+    if any(r.get("val_top1_by_epoch") for r in rows):  # runs validated every epoch: how fast each variant learned
+        out["learning"] = folder / "learning_curves.png"
     return out
 
 
@@ -71,4 +73,17 @@ def write_plots(rows: Sequence[Mapping[str, Any]], folder: PathLike) -> Dict[str
                         for v in variants if (v, n) in agg and agg[(v, n)]["no_rgb_rel_drop_pct"].n}
            for n in noises}
     out["reliance"] = plots.plot_reliance_drops(rel, paths["reliance"])
+    if "learning" in paths:
+        curves = {}
+        for v in variants:
+            for n in noises:
+                hist = [num_list(r.get("val_top1_by_epoch")) for r in rows if row_key(r)[:2] == (v, n)]
+                hist = [h for h in hist if h]
+                if hist:
+                    epochs = max(len(h) for h in hist)
+                    curves[f"{v}, η = {n}"] = (list(range(1, epochs + 1)),
+                                               [mean_std(h[e] for h in hist if e < len(h)).mean
+                                                for e in range(epochs)])
+        out["learning"] = plots.plot_lines(curves, paths["learning"], "epoch", "validation action top-1 (%)",
+                                           "Learning curves (mean over seeds)")
     return out

@@ -8,7 +8,7 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 from .claims import claim_beats_best_plain, claim_keeps_depth, remedy_rows
 from .plots import plot_paths, write_plots
-from .records import PathLike, read_rows, row_key
+from .records import LEARNED_AT, PathLike, read_rows, row_key
 from .stats import (Stat, aggregate, erank_verdict, noises_in, rtf_verdict, variants_in)
 from .variants import ERANK_REFERENCES, RTF_VARIANTS, default_variant, is_baseline
 
@@ -115,6 +115,13 @@ def results_markdown(rows: Sequence[Mapping[str, Any]], grid: Optional[Mapping[s
               "erank; the share of evaluation time the diagnostics took (the collapse accumulator's time over the "
               "wall time of the same evaluation pass).", ""]
     lines += _table(rows, agg, COLLAPSE_TABLE) + [""]
+    speed = f"epochs_to_{LEARNED_AT:.0f}"
+    if any(r.get("val_top1_by_epoch") for r in rows):
+        lines += ["## Learning speed (mean ± std over seeds)", "",
+                  f"Runs validated after every epoch (`train.eval_every=1`): the first epoch whose validation action "
+                  f"top-1 reached {LEARNED_AT:.0f} % (— when none did).", ""]
+        lines += _table(rows, aggregate(rows, ["action_top1", speed]),
+                        (("action_top1", "action top-1", 2), (speed, f"first epoch ≥ {LEARNED_AT:.0f} %", 1))) + [""]
     if plot_paths:
         base = base or Path(".")
         lines += ["## Plots", ""]
@@ -122,7 +129,8 @@ def results_markdown(rows: Sequence[Mapping[str, Any]], grid: Optional[Mapping[s
                   "kept_depth": "Collapse measure: top-1 without RGB / depth-only top-1",
                   "fused_erank": "Fused effective rank", "pooled_erank": "Pooled effective rank",
                   "before_after": "Per-modality erank before and after fusion (RTF and references)",
-                  "reliance": "Reliance: relative drop without rgb / without depth"}
+                  "reliance": "Reliance: relative drop without rgb / without depth",
+                  "learning": "Learning curves: validation action top-1 after each epoch"}
         for key, path in plot_paths.items():
             title = titles.get(key) or f"Mutual gain vs observed fraction, η = {key[len('gain_'):]}"
             lines += [f"### {title}", "", f"![{title}]({os.path.relpath(path, base)})", ""]

@@ -37,7 +37,8 @@ def aggregate(rows: Sequence[Mapping[str, Any]], columns: Optional[Sequence[str]
     """{(variant, noise tag): {column: Stat over that cell's seeds}} for the numeric columns."""
     columns = list(columns) if columns is not None else [c for c in COLUMNS if c not in
                                                           ("variant", "noise", "seed", "fuser", "modalities",
-                                                           "obs_fractions", "obs_fused", "obs_H", "run_dir")]
+                                                           "obs_fractions", "obs_fused", "obs_H", "val_top1_by_epoch",
+                                                           "run_dir")]
     cells: Dict[Tuple[str, str], List[Mapping[str, Any]]] = {}
     for r in rows:
         v, n, _ = row_key(r)

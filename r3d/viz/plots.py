@@ -106,13 +106,14 @@ def plot_erank_vs_observed(curves: Mapping, path: PathLike, title: str = "Effect
     return _save(fig, path)
 
 
-def plot_mutual_gain_vs_observed(series: Mapping[str, Tuple[Sequence[float], Sequence[Optional[float]]]],
-                                 path: PathLike, title: str = "Mutual rank gain H vs observed fraction") -> Path:
-    """R3D's mutual-gain curve: H (harmonic mean of the per-modality erank gains) against the observed fraction.
+def plot_lines(series: Mapping[str, Tuple[Sequence[float], Sequence[Optional[float]]]], path: PathLike, xlabel: str,
+               ylabel: str, title: str, hline: Optional[float] = None) -> Path:
+    """One line per label, markers at the points; "not measured" when no series has a value.
 
     Args:
-        series: {label: (fractions [F], H [F])}, one line per label (e.g. per variant at one noise level).
+        series: {label: (x [P], y [P])}, None for a missing point.
         path: PNG to write.
+        hline: a grey reference line at this y (e.g. 0 for a gain).
     """
     fig, (ax,) = _figure()
     colors = _colors(list(series))
@@ -122,15 +123,27 @@ def plot_mutual_gain_vs_observed(series: Mapping[str, Tuple[Sequence[float], Seq
             ax.plot([float(f) for f in x], [_nan(v) for v in ys], marker="o", ms=3, color=colors[label], label=label)
             drawn = True
     if drawn:
-        ax.axhline(0.0, color="grey", lw=0.8)
-        ax.set_xlabel("observed fraction of the window")
-        ax.set_ylabel("mutual rank gain H")
+        if hline is not None:
+            ax.axhline(hline, color="grey", lw=0.8)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     else:
         _empty(ax)
     ax.set_title(title, fontsize=10)
     return _save(fig, path)
+
+
+def plot_mutual_gain_vs_observed(series: Mapping[str, Tuple[Sequence[float], Sequence[Optional[float]]]],
+                                 path: PathLike, title: str = "Mutual rank gain H vs observed fraction") -> Path:
+    """R3D's mutual-gain curve: H (harmonic mean of the per-modality erank gains) against the observed fraction.
+
+    Args:
+        series: {label: (fractions [F], H [F])}, one line per label (e.g. per variant at one noise level).
+        path: PNG to write.
+    """
+    return plot_lines(series, path, "observed fraction of the window", "mutual rank gain H", title, hline=0.0)
 
 
 def plot_reliance(full_top1: Optional[float], without: Mapping[str, Optional[float]], path: PathLike,
