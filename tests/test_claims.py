@@ -87,3 +87,18 @@ def test_remedies_block_is_the_remedy_table_of_the_grid(tmp_path):
     row = render_page(page, tmp_path).splitlines()[4]
     # rtf_bn against concat: +0 points (paired), kept (57/60 + 47/50 + 38/40) / 3 against concat's 0.1
     assert row.startswith("| 0.5 | rtf_bn | concat | +0.00 ± 0.00 | 0.947 ± 0.006 | 0.100 ± 0.000 | +0.847 ± 0.006 |")
+
+
+def test_remedies_block_measures_new_variants_against_the_plain_fusers_of_another_grid(tmp_path):
+    from r3d.benchmark import append_row
+    from r3d.benchmark.pages import render_page
+
+    grid = _grid([90, 91, 92], [57, 47, 38])
+    for r in grid:
+        append_row(tmp_path / "grid" / "runs.csv", r)
+    for s, t in enumerate([93, 94, 95]):  # a new remedy, run later on the same data and seeds
+        append_row(tmp_path / "new" / "runs.csv", _row("rtf_uni", 0.5, s, t, no_rgb=30))
+    page = ("<!-- r3d-source g: grid/runs.csv -->\n<!-- r3d-source n: new/runs.csv -->\n"
+            "<!-- r3d-begin remedies n with=g variants=rtf_uni -->\n<!-- r3d-end -->\n")
+    lines = render_page(page, tmp_path).splitlines()[5:-1]
+    assert len(lines) == 1 and lines[0].startswith("| 0.5 | rtf_uni | concat | +3.00 ± 0.00 |")

@@ -263,10 +263,18 @@ def claims(loaded: PageSources, name: str, args: Dict[str, str], where: str) -> 
 @block("remedies")
 def remedies(loaded: PageSources, name: str, args: Dict[str, str], where: str) -> List[str]:
     """Each remedy against the best plain fuser at ``noise=a,b`` (default: every η of the file), on full top-1 and
-    on kept depth, paired by seed (results.md's table, `r3d.benchmark.results.remedy_table`)."""
+    on kept depth, paired by seed (results.md's table, `r3d.benchmark.results.remedy_table`). ``with=SOURCE`` adds the
+    rows of another runs.csv of the same data and seeds for the variants NAME lacks (e.g. the plain fusers of a
+    grid that new variants are measured against); ``variants=a,b`` keeps only those remedies."""
     rows = loaded.rows(name, where)
+    if "with" in args:
+        own = set(variants_in(rows))
+        rows = list(rows) + [r for r in loaded.rows(args["with"], where) if row_key(r)[0] not in own]
     table = remedy_table(rows, _noises(args.get("noise"), rows))
-    if not table:
+    if "variants" in args:
+        keep = set(args["variants"].split(","))
+        table = table[:2] + [line for line in table[2:] if line.split("|")[2].strip() in keep]
+    if len(table) <= 2:
         raise PageError(f"{where}: {loaded.sources[name].path} has no remedy and plain-fuser runs to compare")
     return table
 
