@@ -102,3 +102,22 @@ def test_remedies_block_measures_new_variants_against_the_plain_fusers_of_anothe
             "<!-- r3d-begin remedies n with=g variants=rtf_uni -->\n<!-- r3d-end -->\n")
     lines = render_page(page, tmp_path).splitlines()[5:-1]
     assert len(lines) == 1 and lines[0].startswith("| 0.5 | rtf_uni | concat | +3.00 ± 0.00 |")
+
+
+def test_claims_block_judges_a_variant_run_later_with_the_rows_of_the_grids_it_joins(tmp_path):
+    from r3d.benchmark import append_row
+    from r3d.benchmark.pages import render_page
+
+    for r in _grid([90, 91, 92], [57, 47, 38]):
+        append_row(tmp_path / "red" / "runs.csv", r)
+        append_row(tmp_path / "comp" / "runs.csv", r)
+    for s, t in enumerate([93, 94, 95]):
+        append_row(tmp_path / "red_new" / "runs.csv", _row("rtf_new", 0.5, s, t, no_rgb=[57, 47, 38][s]))
+        append_row(tmp_path / "comp_new" / "runs.csv", _row("rtf_new", 0.5, s, 80 + s))
+    page = ("<!-- r3d-source r: red/runs.csv -->\n<!-- r3d-source c: comp/runs.csv -->\n"
+            "<!-- r3d-source rn: red_new/runs.csv -->\n<!-- r3d-source cn: comp_new/runs.csv -->\n"
+            "<!-- r3d-begin claims rn with=r complementary=cn complementary_with=c variant=rtf_new -->\n"
+            "<!-- r3d-end -->\n")
+    lines = render_page(page, tmp_path).splitlines()[5:7]
+    assert "**yes**" in lines[0] and "+3.00" in lines[0]  # keeps 0.95 of depth, 3 points above concat
+    assert "**no**" in lines[1] and "vs concat (loss)" in lines[1]  # 80-82 against concat's 90-92

@@ -243,20 +243,32 @@ def verdict(loaded: PageSources, name: str, args: Dict[str, str], where: str) ->
     return lines
 
 
+def _rows_with(loaded: PageSources, name: str, args: Dict[str, str], where: str) -> List[Dict[str, str]]:
+    """The rows of source NAME, plus, with ``with=SOURCE``, another runs.csv's rows of the variants NAME lacks (runs
+    of the same data and seeds, e.g. the plain fusers and unimodal references that new variants are judged by)."""
+    rows = loaded.rows(name, where)
+    if "with" not in args:
+        return rows
+    own = set(variants_in(rows))
+    return list(rows) + [r for r in loaded.rows(args["with"], where) if row_key(r)[0] not in own]
+
+
 @block("claims")
 def claims(loaded: PageSources, name: str, args: Dict[str, str], where: str) -> List[str]:
     """The benchmark's yes/no claims about r3d's default (`r3d.benchmark.claims`): from source NAME, a grid on the
     redundant mode, whether it keeps depth at ``noise=`` (default 0.5); from ``complementary=SOURCE``, a grid on the
     complementary mode, whether it beats the best plain fuser at every η. The variant is the one the grid's config
-    trains (``variant=`` overrides it)."""
-    rows = loaded.rows(name, where)
+    trains (``variant=`` overrides it); ``with=SOURCE`` and ``complementary_with=SOURCE`` add rows as for
+    ``remedies``."""
+    rows = _rows_with(loaded, name, args, where)
     v = args.get("variant") or default_variant(str(loaded.grid(name).get("config", "configs/synthetic.yaml")))
     if not v:
         raise PageError(f"{where}: the grid's config trains no named variant; pass variant=NAME")
     lines = [f"- Redundant mode: {claim_keeps_depth(rows, v, float(args.get('noise', 0.5))).line()}"]
     if "complementary" in args:
-        other = args["complementary"]
-        lines.append(f"- Complementary mode: {claim_beats_best_plain(loaded.rows(other, where), v).line()}")
+        extra = {"with": args["complementary_with"]} if "complementary_with" in args else {}
+        comp = _rows_with(loaded, args["complementary"], extra, where)
+        lines.append(f"- Complementary mode: {claim_beats_best_plain(comp, v).line()}")
     return lines
 
 
@@ -266,10 +278,7 @@ def remedies(loaded: PageSources, name: str, args: Dict[str, str], where: str) -
     on kept depth, paired by seed (results.md's table, `r3d.benchmark.results.remedy_table`). ``with=SOURCE`` adds the
     rows of another runs.csv of the same data and seeds for the variants NAME lacks (e.g. the plain fusers of a
     grid that new variants are measured against); ``variants=a,b`` keeps only those remedies."""
-    rows = loaded.rows(name, where)
-    if "with" in args:
-        own = set(variants_in(rows))
-        rows = list(rows) + [r for r in loaded.rows(args["with"], where) if row_key(r)[0] not in own]
+    rows = _rows_with(loaded, name, args, where)
     table = remedy_table(rows, _noises(args.get("noise"), rows))
     if "variants" in args:
         keep = set(args["variants"].split(","))

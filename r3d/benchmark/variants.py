@@ -19,6 +19,7 @@ VARIANTS: Dict[str, Tuple[str, ...]] = {
     "rtf_ebr": ("model.fuser=rtf", "model.rtf.select=bn", "model.ebr.enabled=true"),
     "rtf_kd": ("model.fuser=rtf", "model.rtf.select=bn", "model.kd.enabled=true"),  # cross-modal KD, rgb teaches depth
     "rtf_mdrop": ("model.fuser=rtf", "model.rtf.select=bn", "model.modality_dropout=0.25"),  # modality dropout p=0.25
+    "rtf_mdrop50": ("model.fuser=rtf", "model.rtf.select=bn", "model.modality_dropout=0.5"),  # the same at p=0.5
     # r3d's own remedies (r3d/models/regularizers/unimodal.py) and a combination of the published ones
     "rtf_uni": ("model.fuser=rtf", "model.rtf.select=bn", "model.unimodal.weight=1.0"),
     "rtf_mdrop_uni": ("model.fuser=rtf", "model.rtf.select=bn", "model.modality_dropout=0.25",
