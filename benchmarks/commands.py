@@ -36,9 +36,11 @@ def readme_commands(readme: Path = REPO / "README.md") -> List[str]:
 
 
 def console_lines(text: str) -> Dict[str, int]:
-    """{"all": lines printed, "without_progress": lines that are not a progress bar's}."""
+    """{"all": lines printed, "without_progress": lines that are neither a progress bar's nor blank (a finished
+    bar that tqdm clears leaves a blank line when the output is not a terminal)}."""
     lines = text.rstrip("\n").split("\n") if text else []
-    return {"all": len(lines), "without_progress": sum(1 for line in lines if not PROGRESS.search(line))}
+    return {"all": len(lines),
+            "without_progress": sum(1 for line in lines if line.strip() and not PROGRESS.search(line))}
 
 
 def pytest_summary(text: str) -> Dict[str, Any]:

@@ -12,8 +12,8 @@ def test_reads_the_two_commands_of_the_readme():
 
 
 def test_console_lines_leave_out_progress_bar_redraws():
-    text = "epoch 1/2: loss 1.0\n 50%|#####     | 1/2\rrun 1\nreport: x\n"
-    assert console_lines(text) == {"all": 3, "without_progress": 2}
+    text = "epoch 1/2: loss 1.0\n 50%|#####     | 1/2\rrun 1\n      \n\nreport: x\n"
+    assert console_lines(text) == {"all": 5, "without_progress": 2}
     assert console_lines("") == {"all": 0, "without_progress": 0}
 
 

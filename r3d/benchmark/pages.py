@@ -279,11 +279,9 @@ def remedies(loaded: PageSources, name: str, args: Dict[str, str], where: str) -
     rows of another runs.csv of the same data and seeds for the variants NAME lacks (e.g. the plain fusers of a
     grid that new variants are measured against); ``variants=a,b`` keeps only those remedies."""
     rows = _rows_with(loaded, name, args, where)
-    table = remedy_table(rows, _noises(args.get("noise"), rows))
-    if "variants" in args:
-        keep = set(args["variants"].split(","))
-        table = table[:2] + [line for line in table[2:] if line.split("|")[2].strip() in keep]
-    if len(table) <= 2:
+    keep = args["variants"].split(",") if "variants" in args else None
+    table = remedy_table(rows, _noises(args.get("noise"), rows), keep)
+    if not table:
         raise PageError(f"{where}: {loaded.sources[name].path} has no remedy and plain-fuser runs to compare")
     return table
 

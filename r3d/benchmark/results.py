@@ -138,13 +138,16 @@ def results_markdown(rows: Sequence[Mapping[str, Any]], grid: Optional[Mapping[s
     return "\n".join(lines)
 
 
-def remedy_table(rows: Sequence[Mapping[str, Any]], noises: Sequence[str]) -> List[str]:
-    """Markdown table: each remedy against the best plain fuser at each of `noises`, on full top-1 and kept depth
-    (empty list when the grid has no remedy or no plain fuser)."""
+def remedy_table(rows: Sequence[Mapping[str, Any]], noises: Sequence[str],
+                 variants: Optional[Sequence[str]] = None) -> List[str]:
+    """Markdown table: each remedy (or each of `variants`) against the best plain fuser at each of `noises`, on full
+    top-1 and kept depth (empty list when the grid has no such remedy or no plain fuser)."""
     table = ["| η | remedy | best plain fuser | full top-1 − best plain | kept depth | kept depth, best plain | "
              "kept − best plain |", "|---|---|---|---|---|---|---|"]
     for n in noises:
         for r in remedy_rows(rows, n):
+            if variants is not None and r.variant not in variants:
+                continue
             table.append(f"| {n} | {r.variant} | {r.best_plain} | {r.top1.text() if r.top1 else '—'} | "
                          f"{fmt_stat(r.kept, 3)} | {fmt_stat(r.kept_plain, 3)} | "
                          f"{r.kept_diff.text(3) if r.kept_diff else '—'} |")
