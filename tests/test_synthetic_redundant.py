@@ -213,7 +213,7 @@ def test_the_grid_renders_its_datasets_in_the_configured_mode(tmp_path):
     seen = []
 
     class Stop(Exception):
-        pass
+        """Ends the grid at the first dataset it renders."""
 
     def generate_fn(root, **kw):
         seen.append(kw)

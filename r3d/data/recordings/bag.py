@@ -107,7 +107,7 @@ def bag_index_position(path) -> int:
             if name == b"index_pos":
                 return struct.unpack("<Q", value)[0]
             p += 4 + flen
-    except struct.error:
+    except struct.error:  # a header cut short: reported below like a missing field
         pass
     raise DataError(f"{path}: the rosbag header is damaged (no index_pos); the file is not a complete recording")
 

