@@ -6,9 +6,9 @@ Run from the repository root. The commands are read from the first ```bash block
 comment after `#` dropped) and run one after the other with bash in a copy of `git archive HEAD`, with a new venv's
 bin/ first on PATH, one `&&` step at a time. For each: wall seconds, exit code, console lines (all, and those that
 are not progress-bar redraws; in all and per step, so the installer's lines and r3d's are told apart), and the log.
-Command 1's validation action top-1 comes from the run folder it writes (runs/synthetic_rtf/metrics_test.json); command 2's test counts and pytest's own duration from its last line. The
-JSON is what README.md and docs/ quote for these timings (tools/render_docs.py); with --only, the other commands'
-records already in it are kept.
+Command 1's validation action top-1 comes from the run folder it writes (runs/synthetic_rtf/metrics_test.json);
+command 2's test counts and pytest's own duration from its last line. The JSON is what README.md and docs/ quote
+for these timings (tools/render_docs.py); with --only, the other commands' records already in it are kept.
 """
 from __future__ import annotations
 

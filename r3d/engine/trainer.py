@@ -150,7 +150,7 @@ def batch_seed(seed: int, epoch: int, batch: int, rank: int) -> int:
     return int(np.random.SeedSequence([int(seed), 0x7452, int(epoch), int(batch), int(rank)]).generate_state(1)[0])
 
 
-class StepLog:
+class JsonlLog:
     """A JSON-lines log of the main process that reads as one uninterrupted run: on resume, the lines after the
     restored position (the value of `key`) are dropped. `WORK_DIR/train_log.jsonl` has one line per optimiser step
     (loss averaged over the step's micro-batches and over processes, LR, gradient norm; key "step");
@@ -268,9 +268,9 @@ def train(cfg: Config, resume: Optional[str] = None) -> Dict[str, Any]:
         load_training_state(accelerator, state)
         accelerator.print(f"resumed from {state} (epoch {progress.epoch}, batch {progress.batch_in_epoch}, "
                           f"step {progress.step})")
-    step_log = StepLog(work_dir / "train_log.jsonl", accelerator.is_main_process)
+    step_log = JsonlLog(work_dir / "train_log.jsonl", accelerator.is_main_process)
     step_log.truncate(progress.step)
-    epoch_log = StepLog(work_dir / "epoch_log.jsonl", accelerator.is_main_process, key="epoch")
+    epoch_log = JsonlLog(work_dir / "epoch_log.jsonl", accelerator.is_main_process, key="epoch")
     epoch_log.truncate(progress.epoch)
     if accelerator.is_main_process and _tracking(cfg):
         hp = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in flatten(cfg.to_dict()).items()}
