@@ -205,3 +205,106 @@ def test_unimodal_supervision_adds_each_streams_own_ce_through_the_shared_head()
     assert model.proj["depth"][0].weight.grad.abs().sum() > 0 and model.proj["rgb"][0].weight.grad is None
     model.eval()  # inactive in eval: no extra predictions
     assert model.forward_tokens(model.project(feats, present), present)["aux_logits"] == {}
+
+
+def test_missing_view_drops_exactly_one_present_stream_per_sample():
+    """Each sample with two streams loses one of them in its view (each stream about half the time); a sample with
+    one stream has no view."""
+    from r3d.models.regularizers.missing_view import MissingModalityView
+
+    torch.manual_seed(0)
+    mv = MissingModalityView(MODS, weight=0.5)
+    b = 4000
+    present = _present(b, depth=[0, 1, 2])
+    valid, now = mv.drop_one(present)
+    assert valid.tolist() == [False] * 3 + [True] * (b - 3)
+    assert now.shape == (2, b - 3) and bool((now.sum(0) == 1).all())
+    assert float((~now[0]).float().mean()) == pytest.approx(0.5, abs=0.03)
+
+
+@pytest.mark.parametrize("fuser", ["concat", "late"])
+def test_missing_view_adds_the_ce_of_a_second_fused_pass_and_leaves_the_first_as_it_was(fuser):
+    """loss = fused CE + w · CE(fuser + head on the sample with one stream removed), computed here by hand; the
+    complete sample's prediction is exactly that of the same model without the view."""
+    from r3d.config import load_config
+    from r3d.engine.losses import anticipation_loss
+    from r3d.models.anticipator import Anticipator
+
+    w = 0.5
+    base = ["model.dim=16", "model.head_args.depth=1", "model.head_args.dropout=0", "data.img_size=16",
+            f"model.fuser={fuser}"]  # no dropout: the passes are compared number for number
+    nc = {"verb": 3, "noun": 2, "action": 4}
+    acts = [[0, 0], [1, 1], [2, 0], [2, 1]]
+    torch.manual_seed(0)
+    model = Anticipator(load_config(None, [*base, f"model.missing_view.weight={w}"]), nc, actions=acts).train()
+    torch.manual_seed(0)
+    plain = Anticipator(load_config(None, base), nc, actions=acts).train()
+    b, t = 4, 8
+    feats = {m: torch.randn(b, t, model.backbones[m].num_features) for m in ("rgb", "depth")}
+    present = {"rgb": torch.tensor([True, True, True, True]), "depth": torch.tensor([True, False, True, True])}
+    batch = {"verb": torch.tensor([0, 1, 2, 0]), "noun": torch.tensor([1, 0, 1, 0]),
+             "action": torch.tensor([3, 1, 3, 0])}
+    torch.manual_seed(1)
+    out = model.forward_tokens(model.project(feats, present), present)
+    ref_out = plain.forward_tokens(plain.project(feats, present), present)
+    for k in ("verb", "noun", "action"):
+        torch.testing.assert_close(out["logits"][k], ref_out["logits"][k])
+    view = out["aux_logits"]["missing_view"]
+    assert view["valid"].tolist() == [True, False, True, True]  # the sample without depth has no second view
+    assert view["logits"]["action"].shape == (3, 4)
+    # the same view by hand: redraw the removed streams with the same seed, run the fuser and head on them
+    torch.manual_seed(1)
+    valid, now = model.regularizers[0].drop_one(present)
+    tokens = model.project(feats, present)
+    tokens = {m: tokens[m] * present[m].view(b, 1, 1).float() for m in ("rgb", "depth")}
+    view_t = {m: tokens[m][valid] * now[i].view(-1, 1, 1).float() for i, m in enumerate(("rgb", "depth"))}
+    _, by_hand = model.fuse_and_predict(view_t, {m: now[i] for i, m in enumerate(("rgb", "depth"))})  # no other regs
+
+    def ce(logits, labels):
+        return sum(F.cross_entropy(logits[k], labels[k]) for k in ("verb", "noun", "action"))
+
+    sub = {k: v[valid] for k, v in batch.items()}
+    total, parts = anticipation_loss(out, batch, {"verb": 1.0, "noun": 1.0, "action": 1.0})
+    assert float(total) == pytest.approx(float(ce(out["logits"], batch) + w * ce(by_hand, sub)), rel=1e-5)
+    assert float(parts["missing_view"]) == pytest.approx(float(ce(by_hand, sub)), rel=1e-5)
+    model.eval()  # inactive in eval: no extra predictions
+    assert model.forward_tokens(model.project(feats, present), present)["aux_logits"] == {}
+
+
+@pytest.mark.parametrize("key", ["model.unimodal.weight", "model.missing_view.weight"])
+def test_next_action_only_remedies_are_rejected_by_the_long_term_protocol(key):
+    from r3d.config import ConfigError, load_config
+    from r3d.engine.protocols.base import build_protocol
+
+    cfg = load_config(None, ["data.protocol=long_term", "model.head=futr", f"{key}=0.5"])
+    with pytest.raises(ConfigError, match=f"config key '{key}'"):
+        build_protocol(cfg)
+
+
+def test_missing_view_runs_through_ebr_which_fills_the_removed_stream():
+    """With EBR on, the view is the regularisers + fuser + head on the sample with one stream removed: EBR fills that
+    stream from the other's embedding, as it does for a missing stream at test time."""
+    from r3d.config import load_config
+    from r3d.models.anticipator import Anticipator
+
+    cfg = load_config(None, ["model.dim=16", "model.head_args.depth=1", "model.head_args.dropout=0", "data.img_size=16",
+                             "model.fuser=concat", "model.ebr.enabled=true", "model.missing_view.weight=0.5"])
+    torch.manual_seed(0)
+    model = Anticipator(cfg, {"verb": 3, "noun": 2, "action": 4}, actions=[[0, 0], [1, 1], [2, 0], [2, 1]]).train()
+    ebr, view = model.regularizers
+    assert isinstance(ebr, ExplicitBasisReallocation)
+    b, t = 3, 8
+    feats = {m: torch.randn(b, t, model.backbones[m].num_features) for m in ("rgb", "depth")}
+    present = _present(b)
+    tokens = model.project(feats, present)
+    torch.manual_seed(1)
+    out = model.forward_tokens(tokens, present)
+    torch.manual_seed(1)
+    valid, now = view.drop_one(present)
+    view_t = {m: tokens[m][valid] * now[i].view(-1, 1, 1) for i, m in enumerate(MODS)}
+    view_p = {m: now[i] for i, m in enumerate(MODS)}
+    filled_t, filled_p, _, stats = ebr(view_t, view_p)
+    assert float(stats["ebr_substituted"]) == b and all(bool(filled_p[m].all()) for m in MODS)
+    _, by_hand = model.fuse_and_predict(filled_t, filled_p)
+    for k in ("verb", "noun", "action"):
+        torch.testing.assert_close(out["aux_logits"]["missing_view"]["logits"][k], by_hand[k])

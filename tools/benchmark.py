@@ -17,10 +17,10 @@ runs already in runs.csv, so an interrupted grid continues where it stopped.
 
 Variants (the full list is in --variants below; r3d.benchmark.VARIANTS says what each sets): the plain fusers, RTF with
 either selection rule (rtf_bn, rtf_svd), RTF with each published remedy (rtf_ebr, rtf_kd, rtf_mdrop), r3d's unimodal
-supervision (rtf_uni, rtf_mdrop_uni), rtf_ebr_mdrop, and the unimodal references rgb_only and depth_only, which run
-first so that every fused run reports its collapse measure against them. --config configs/synthetic_redundant.yaml runs
-the grid on the redundant mode, in which either stream alone determines the answer. key=value overrides (e.g.
-model.dim=64) apply to every run.
+supervision (rtf_uni, rtf_mdrop_uni) and missing-modality view (rtf_mview, rtf_ebr_mview), rtf_ebr_mdrop, and the
+unimodal references rgb_only and depth_only, which run first so that every fused run reports its collapse measure
+against them. --config configs/synthetic_redundant.yaml runs the grid on the redundant mode, in which either stream
+alone determines the answer. key=value overrides (e.g. model.dim=64) apply to every run.
 """
 import argparse
 import logging

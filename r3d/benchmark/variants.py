@@ -20,10 +20,12 @@ VARIANTS: Dict[str, Tuple[str, ...]] = {
     "rtf_kd": ("model.fuser=rtf", "model.rtf.select=bn", "model.kd.enabled=true"),  # cross-modal KD, rgb teaches depth
     "rtf_mdrop": ("model.fuser=rtf", "model.rtf.select=bn", "model.modality_dropout=0.25"),  # modality dropout p=0.25
     "rtf_mdrop50": ("model.fuser=rtf", "model.rtf.select=bn", "model.modality_dropout=0.5"),  # the same at p=0.5
-    # r3d's own remedies (r3d/models/regularizers/unimodal.py) and a combination of the published ones
+    # r3d's own remedies (r3d/models/regularizers/unimodal.py, missing_view.py) and combinations of the published ones
     "rtf_uni": ("model.fuser=rtf", "model.rtf.select=bn", "model.unimodal.weight=1.0"),
     "rtf_mdrop_uni": ("model.fuser=rtf", "model.rtf.select=bn", "model.modality_dropout=0.25",
                       "model.unimodal.weight=1.0"),
+    "rtf_mview": ("model.fuser=rtf", "model.rtf.select=bn", "model.missing_view.weight=0.5"),
+    "rtf_ebr_mview": ("model.fuser=rtf", "model.rtf.select=bn", "model.ebr.enabled=true", "model.missing_view.weight=0.5"),
     "rtf_ebr_mdrop": ("model.fuser=rtf", "model.rtf.select=bn", "model.ebr.enabled=true",
                       "model.modality_dropout=0.25"),
     "rgb_only": ("model.modalities=[rgb]",),

@@ -10,7 +10,7 @@ stores `feats`) and the streaming demo (which keeps `feats` in a ring buffer) re
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -108,16 +108,46 @@ class Anticipator(nn.Module):
         present = {m: present[m].to(device=device, dtype=torch.bool).view(b) for m in self.modalities}
         # A missing modality is zeros plus the presence mask (EBR may substitute it below).
         tokens = {m: tokens[m] * present[m].view(b, 1, 1).to(tokens[m].dtype) for m in self.modalities}
-        tokens_pre = dict(tokens)
+        tokens_pre, present_pre = dict(tokens), present
         losses: Dict[str, Tensor] = {}
         stats: Dict[str, Tensor] = {}
         for reg in self.regularizers:
             tokens, present, reg_losses, reg_stats = reg(tokens, present)
             losses.update(reg_losses)
             stats.update(reg_stats)
-        out = self.fuser(tokens, present)
+        out, logits = self.fuse_and_predict(tokens, present, token_mask)
         if out.aux_loss is not None:
             losses["fuser"] = out.aux_loss
+        head_kw = {} if token_mask is None else {"token_mask": token_mask}
+        aux_logits: Dict[str, Dict[str, Any]] = {}
+        for reg in self.regularizers:
+            head = self.heads["fused"] if "fused" in self.heads else \
+                self.heads[getattr(reg, "student", self.modalities[0])]
+            if hasattr(reg, "head_losses"):
+                losses.update(reg.head_losses(tokens, present, head))
+            if hasattr(reg, "head_predictions"):  # extra predictions the loss supervises with the labels
+                aux_logits.update(reg.head_predictions(tokens, present, lambda x: head(x, **head_kw)))
+            if hasattr(reg, "view_predictions"):  # extra predictions of other views of the same samples
+                aux_logits.update(reg.view_predictions(tokens_pre, present_pre, self.predict_view))
+        return {"logits": logits, "tokens_pre": tokens_pre, "tokens_in": tokens, "tokens_post": out.tokens,
+                "fused": out.fused, "present": present, "losses": losses, "stats": stats, "aux_logits": aux_logits}
+
+    def predict_view(self, tokens: Dict[str, Tensor], present: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """Another view of the samples (projected tokens {m: (B',T,C)}, present {m: bool (B',)}) through the
+        regularisers that do not make views themselves, the fuser and the head -> logits {k: (B',K)}. Their losses are
+        not returned: they count once, from the complete samples."""
+        for reg in self.regularizers:
+            if not hasattr(reg, "view_predictions"):
+                tokens, present, _, _ = reg(tokens, present)
+        return self.fuse_and_predict(tokens, present)[1]
+
+    def fuse_and_predict(self, tokens: Dict[str, Tensor], present: Dict[str, Tensor],
+                         token_mask: Optional[Tensor] = None) -> Tuple[Any, Dict[str, Tensor]]:
+        """Fuser and head(s) on regularised tokens {m: (B,T,C)}, present {m: bool (B,)} -> (the fuser's output,
+        logits {verb (B,V), noun (B,N), action (B,A)}). With one head per stream (late fusion) the logits are the mean
+        over each sample's present streams."""
+        b = next(iter(tokens.values())).shape[0]
+        out = self.fuser(tokens, present)
         head_kw = {} if token_mask is None else {"token_mask": token_mask}
         if getattr(self.fuser, "separate_heads", False):
             per_mod = {m: self.heads[m](out.tokens[m], **head_kw) for m in self.modalities}
@@ -128,18 +158,9 @@ class Anticipator(nn.Module):
                       for k in per_mod[self.modalities[0]]}
         else:
             logits = self.heads["fused"](out.fused, **head_kw)
-        aux_logits: Dict[str, Dict[str, Any]] = {}
-        for reg in self.regularizers:
-            head = self.heads["fused"] if "fused" in self.heads else \
-                self.heads[getattr(reg, "student", self.modalities[0])]
-            if hasattr(reg, "head_losses"):
-                losses.update(reg.head_losses(tokens, present, head))
-            if hasattr(reg, "head_predictions"):  # extra predictions the loss supervises with the labels
-                aux_logits.update(reg.head_predictions(tokens, present, lambda x: head(x, **head_kw)))
         if self.action_from == "product":
             logits["action"] = self._product_action_logits(logits["verb"], logits["noun"])
-        return {"logits": logits, "tokens_pre": tokens_pre, "tokens_in": tokens, "tokens_post": out.tokens,
-                "fused": out.fused, "present": present, "losses": losses, "stats": stats, "aux_logits": aux_logits}
+        return out, logits
 
     def _product_action_logits(self, verb: Tensor, noun: Tensor) -> Tensor:
         """log p(v)·p(n) for each (v, n) in the action vocabulary: (B,V),(B,N) -> (B,A)."""

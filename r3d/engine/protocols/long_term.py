@@ -115,9 +115,11 @@ class LongTermProtocol(AnticipationProtocol):
         if cfg.data.features:
             raise ConfigError("config key 'data.features' (the feature cache) is not supported with "
                               "data.protocol=long_term yet; set data.features=null")
-        if float(cfg.model.unimodal.weight) > 0:
-            raise ConfigError("config key 'model.unimodal.weight' (unimodal supervision) applies to the next-action "
-                              "protocol only; set it to 0 with data.protocol=long_term")
+        for key, what in (("model.unimodal.weight", "unimodal supervision"),
+                          ("model.missing_view.weight", "the missing-modality view")):
+            if float(cfg.get_path(key)) > 0:
+                raise ConfigError(f"config key '{key}' ({what}) applies to the next-action protocol only; set it to 0 "
+                                  f"with data.protocol=long_term")
 
     def loss(self, outputs, batch, cfg):
         lt = cfg.model.long_term

@@ -7,7 +7,11 @@ that needs the anticipation head (logit-level KD) also defines `head_losses(toke
 called after fusion with the tokens it produced. Optional hooks: `set_epoch(epoch)`, `begin_calibration()` /
 `end_calibration(reduce_fn)` around a validation pass, `export_meta() -> dict` for model.json,
 `head_predictions(tokens, present, head) -> {name: {"logits", "valid", "weight"}}` for extra predictions the loss
-supervises with the sample's own labels (unimodal supervision). Capability attribute:
+supervises with the sample's own labels (unimodal supervision),
+`view_predictions(tokens, present, predict) -> {name: {"logits", "valid", "weight"}}` for extra predictions of other
+views of the samples, where `predict(tokens, present)` runs the other regularisers, the fuser and the head on them
+(the missing-modality view).
+Capability attribute:
 `fills_missing = True` when the regulariser substitutes a missing modality's tokens (EBR); absent means False.
 They run in the order of `ORDER` (modality dropout first, so that EBR sees and fills the dropped modality).
 """
@@ -18,9 +22,9 @@ from typing import List, Sequence
 import torch.nn as nn
 
 from ...registry import REGULARIZERS
-from . import dropout, ebr, kd, unimodal  # noqa: F401,E402  (register the built-ins)
+from . import dropout, ebr, kd, missing_view, unimodal  # noqa: F401,E402  (register the built-ins)
 
-ORDER: List[str] = ["modality_dropout", "kd", "ebr", "unimodal"]
+ORDER: List[str] = ["modality_dropout", "kd", "ebr", "unimodal", "missing_view"]
 
 
 def build_regularizers(cfg, modalities: Sequence[str], dim: int) -> List[nn.Module]:
