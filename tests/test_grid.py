@@ -281,6 +281,21 @@ def test_run_config_applies_variant_and_per_run_keys(tmp_path):
     assert G.run_config(spec, G.Run("rtf_ebr", 0.0, 0), tmp_path).model.ebr.enabled is True
 
 
+def test_grid_refuses_an_override_a_variant_would_overrule():
+    """A grid-wide key=value that a variant sets to another value would be silently overruled by the variant."""
+    from r3d.config import ConfigError
+
+    spec = _spec(overrides=["model.missing_view.weight=0.25"])
+    spec.variants = ["concat", "rtf_ebr_mview"]
+    with pytest.raises(ConfigError, match="'model.missing_view.weight', which variant 'rtf_ebr_mview' sets itself"):
+        G.grid_runs(spec)
+    spec.variants = ["concat", "rtf_ebr"]  # no variant sets it: the override applies to every run
+    assert len(G.grid_runs(spec)) == 2 * len(spec.noise) * len(spec.seeds)
+    spec.overrides = ["model.fuser=rtf"]  # the same value a variant sets is harmless
+    spec.variants = ["rtf_ebr"]
+    assert G.grid_runs(spec)
+
+
 def test_frozen_protocol_extracts_each_token_cache_once_and_trains_from_it(tmp_path):
     """--frozen: frozen backbones + feat_norm, one cache per (noise, seed, modalities), extracted with the run's config
     minus data.features before the first run that reads it, and every run trained with data.features pointing at it."""

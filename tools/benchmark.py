@@ -20,7 +20,8 @@ either selection rule (rtf_bn, rtf_svd), RTF with each published remedy (rtf_ebr
 supervision (rtf_uni, rtf_mdrop_uni) and missing-modality view (rtf_mview, rtf_ebr_mview), rtf_ebr_mdrop, and the
 unimodal references rgb_only and depth_only, which run first so that every fused run reports its collapse measure
 against them. --config configs/synthetic_redundant.yaml runs the grid on the redundant mode, in which either stream
-alone determines the answer. key=value overrides (e.g. model.dim=64) apply to every run.
+alone determines the answer. key=value overrides (e.g. model.dim=64) apply to every run; one that a chosen variant
+sets to another value is refused, since the variant's own value would win.
 """
 import argparse
 import logging

@@ -30,7 +30,7 @@ from ..engine.tester import test
 from ..engine.trainer import train
 from ..viz.report import write_run_report
 from .records import PathLike, Run, append_row, noise_tag, read_rows, row_from_metrics, row_key
-from .variants import UNIMODAL, GridSpec, variant_overrides
+from .variants import UNIMODAL, GridSpec, check_grid_overrides, variant_overrides
 
 _logger = logging.getLogger("r3d.benchmark")
 
@@ -40,6 +40,7 @@ def grid_runs(spec: GridSpec) -> List[Run]:
     the others (their results are the references of the collapse measure, `eval.reference`), then the rest in order."""
     for v in spec.variants:
         variant_overrides(v)
+    check_grid_overrides(spec.overrides, spec.variants)
     order = [v for v in spec.variants if v in UNIMODAL] + [v for v in spec.variants if v not in UNIMODAL]
     return [Run(v, float(n), int(s)) for n in spec.noise for s in spec.seeds for v in order]
 

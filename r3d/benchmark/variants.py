@@ -26,6 +26,8 @@ VARIANTS: Dict[str, Tuple[str, ...]] = {
                       "model.unimodal.weight=1.0"),
     "rtf_mview": ("model.fuser=rtf", "model.rtf.select=bn", "model.missing_view.weight=0.5"),
     "rtf_ebr_mview": ("model.fuser=rtf", "model.rtf.select=bn", "model.ebr.enabled=true", "model.missing_view.weight=0.5"),
+    "rtf_ebr_mview25": ("model.fuser=rtf", "model.rtf.select=bn", "model.ebr.enabled=true",
+                        "model.missing_view.weight=0.25"),  # the same at weight 0.25
     "rtf_ebr_mdrop": ("model.fuser=rtf", "model.rtf.select=bn", "model.ebr.enabled=true",
                       "model.modality_dropout=0.25"),
     "rgb_only": ("model.modalities=[rgb]",),
@@ -99,6 +101,18 @@ def default_variant(config: str) -> Optional[str]:
         if load_config(config, list(overrides)) == base:
             return name
     return None
+
+
+def check_grid_overrides(overrides: List[str], variants: List[str]) -> None:
+    """Refuse a grid-wide key=value that one of `variants` also sets to another value: the variant's own keys are
+    applied after the grid's and would silently win (ConfigError naming both)."""
+    for given in overrides:
+        key = given.split("=", 1)[0].strip()
+        for name in variants:
+            for own in VARIANTS.get(name, ()):
+                if own.split("=", 1)[0].strip() == key and own.replace(" ", "") != given.replace(" ", ""):
+                    raise ConfigError(f"override '{given}' sets config key '{key}', which variant '{name}' sets itself "
+                                      f"('{own}') and would win; run a variant that leaves '{key}' alone")
 
 
 def variant_overrides(name: str) -> List[str]:
