@@ -129,7 +129,7 @@ def test_kd_sends_no_gradient_into_the_teacher(loss):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in depth_enc.parameters())
     s, t = tokens["depth"].detach(), tokens["rgb"].detach()
     ref = F.mse_loss(s, t) if loss == "mse" else (1 - F.cosine_similarity(s, t, dim=-1)).mean()
-    assert float(losses["kd"]) == pytest.approx(float(ref), rel=1e-5)
+    assert float(losses["kd"].detach()) == pytest.approx(float(ref.detach()), rel=1e-5)
 
 
 def test_kd_kl_uses_the_head_without_teacher_gradient():
@@ -146,7 +146,7 @@ def test_kd_kl_uses_the_head_without_teacher_gradient():
     t = F.softmax(head_lin(tokens["rgb"].mean(1)).detach() / 2, -1)
     s = F.log_softmax(head_lin(tokens["depth"].mean(1)) / 2, -1)
     ref = (t * (t.log() - s)).sum(-1).mean() * 4
-    assert float(out["kd"]) == pytest.approx(float(ref), rel=1e-5)
+    assert float(out["kd"].detach()) == pytest.approx(float(ref.detach()), rel=1e-5)
     out["kd"].backward()
     assert all(p.grad is None for p in rgb_enc.parameters())
 
@@ -197,7 +197,7 @@ def test_unimodal_supervision_adds_each_streams_own_ce_through_the_shared_head()
     ref = ce(out["logits"], batch) + w * (ce(out["aux_logits"]["unimodal_rgb"]["logits"], batch)
                                           + ce(out["aux_logits"]["unimodal_depth"]["logits"],
                                                {k: v[keep] for k, v in batch.items()}))
-    assert float(total) == pytest.approx(float(ref), rel=1e-6)
+    assert float(total.detach()) == pytest.approx(float(ref.detach()), rel=1e-6)
     assert float(parts["unimodal_depth"]) > 0
     # the depth stream's projection gets a gradient from its own prediction alone
     model.zero_grad()
@@ -265,8 +265,8 @@ def test_missing_view_adds_the_ce_of_a_second_fused_pass_and_leaves_the_first_as
 
     sub = {k: v[valid] for k, v in batch.items()}
     total, parts = anticipation_loss(out, batch, {"verb": 1.0, "noun": 1.0, "action": 1.0})
-    assert float(total) == pytest.approx(float(ce(out["logits"], batch) + w * ce(by_hand, sub)), rel=1e-5)
-    assert float(parts["missing_view"]) == pytest.approx(float(ce(by_hand, sub)), rel=1e-5)
+    assert float(total.detach()) == pytest.approx(float((ce(out["logits"], batch) + w * ce(by_hand, sub)).detach()), rel=1e-5)
+    assert float(parts["missing_view"]) == pytest.approx(float(ce(by_hand, sub).detach()), rel=1e-5)
     model.eval()  # inactive in eval: no extra predictions
     assert model.forward_tokens(model.project(feats, present), present)["aux_logits"] == {}
 

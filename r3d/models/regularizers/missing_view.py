@@ -9,8 +9,8 @@ Why: modality dropout (Neverova et al., ModDrop, TPAMI 2016; used by the EBR pap
 a stream the fused model would otherwise ignore, because the dropped samples can only be answered from the other one.
 It pays for that by replacing the complete sample: when the streams carry *different* parts of the answer, a dropped
 sample teaches little, and the fused model is trained on fewer complete samples. Here the complete sample always keeps
-its full-weight loss and the dropped copy is extra, so the fused prediction is trained exactly as without the remedy,
-while the fuser and head still learn to answer from each stream alone.
+its full-weight loss and the dropped copy is extra, so the fused prediction loses none of its training signal, while
+the fuser and head also learn to answer from each stream alone.
 
 Variant: one extra view per sample (one stream removed, not every subset), made from the projected tokens before the
 other regularisers, which then run on the view as on any batch: EBR fills the removed stream as it fills a missing one
