@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from ..config import ConfigError, load_config
+from ..config import ConfigError, flatten, load_config, parse_override
 
 VARIANTS: Dict[str, Tuple[str, ...]] = {
     "concat": ("model.fuser=concat",),
@@ -105,14 +105,15 @@ def default_variant(config: str) -> Optional[str]:
 
 def check_grid_overrides(overrides: List[str], variants: List[str]) -> None:
     """Refuse a grid-wide key=value that one of `variants` also sets to another value: the variant's own keys are
-    applied after the grid's and would silently win (ConfigError naming both)."""
+    applied after the grid's and would silently win (ConfigError naming both). Values are compared as parsed."""
     for given in overrides:
-        key = given.split("=", 1)[0].strip()
-        for name in variants:
-            for own in VARIANTS.get(name, ()):
-                if own.split("=", 1)[0].strip() == key and own.replace(" ", "") != given.replace(" ", ""):
-                    raise ConfigError(f"override '{given}' sets config key '{key}', which variant '{name}' sets itself "
-                                      f"('{own}') and would win; run a variant that leaves '{key}' alone")
+        for key, value in flatten(parse_override(given)).items():
+            for name in variants:
+                for own in VARIANTS.get(name, ()):
+                    own_value = flatten(parse_override(own)).get(key, value)
+                    if own_value != value:
+                        raise ConfigError(f"override '{given}' sets config key '{key}', which variant '{name}' sets "
+                                          f"itself ('{own}') and would win; run a variant that leaves '{key}' alone")
 
 
 def variant_overrides(name: str) -> List[str]:
