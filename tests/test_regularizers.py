@@ -308,3 +308,106 @@ def test_missing_view_runs_through_ebr_which_fills_the_removed_stream():
     _, by_hand = model.fuse_and_predict(filled_t, filled_p)
     for k in ("verb", "noun", "action"):
         torch.testing.assert_close(out["aux_logits"]["missing_view"]["logits"][k], by_hand[k])
+
+
+@pytest.mark.parametrize("gate,probe_input", [("probe", "frames"), ("probe", "mean"), ("probe_top1", "mean")])
+def test_missing_view_probe_gate_weighs_each_view_sample_by_its_kept_streams_probe(gate, probe_input):
+    """The view's CE on head k is Σ_i g_ik · CE_ik / (labelled samples), with g the kept stream's probe probability of
+    the true label above chance, clipped to [0, 1] (gate=probe), or 1 where the probe ranks the true label first and
+    0 elsewhere (gate=probe_top1), computed here by hand; the probes learn from detached tokens only, so their CE moves
+    nothing but the probes."""
+    from r3d.config import load_config
+    from r3d.engine.losses import anticipation_loss
+    from r3d.models.anticipator import Anticipator
+
+    w = 0.5
+    nc = {"verb": 3, "noun": 2, "action": 4}
+    cfg = load_config(None, ["model.dim=16", "model.head_args.depth=1", "model.head_args.dropout=0", "data.img_size=16",
+                             "model.fuser=concat", f"model.missing_view.weight={w}", f"model.missing_view.gate={gate}",
+                             f"model.missing_view.probe_input={probe_input}"])
+    torch.manual_seed(0)
+    model = Anticipator(cfg, nc, actions=[[0, 0], [1, 1], [2, 0], [2, 1]]).train()
+    view = model.regularizers[0]
+    assert set(view.probes) == set(MODS) and view.probes["rgb"]["verb"].out_features == 3
+    assert view.probes["rgb"]["verb"].in_features == (16 * 8 if probe_input == "frames" else 16)  # C or T·C
+    b, t = 6, 8
+    feats = {m: torch.randn(b, t, model.backbones[m].num_features) for m in MODS}
+    present = _present(b, depth=[1])
+    batch = {"verb": torch.tensor([0, 1, 2, 0, 1, 2]), "noun": torch.tensor([1, 0, 1, 0, 1, 0]),
+             "action": torch.tensor([3, 1, 3, 0, -1, 2])}  # one sample without an action label
+    tokens = model.project(feats, present)
+    torch.manual_seed(1)
+    out = model.forward_tokens(tokens, present)
+    entry = out["aux_logits"]["missing_view"]
+    assert entry["valid"].tolist() == [True, False, True, True, True, True]
+    torch.manual_seed(1)
+    valid, now = view.drop_one(present)
+    tok = {m: tokens[m] * present[m].view(b, 1, 1).float() for m in MODS}
+    loss_view, gates = 0.0, []
+    for k, kk in nc.items():
+        y = batch[k][valid]
+        ce = F.cross_entropy(entry["logits"][k].float(), y.clamp_min(0), reduction="none")
+        g = torch.zeros(len(y))
+        for i, m in enumerate(MODS):  # the probe by hand: the tokens in order, or their time-mean, through the Linear
+            lin = view.probes[m][k]
+            x = tok[m][valid].flatten(1) if probe_input == "frames" else tok[m][valid].mean(1)
+            p = F.softmax(x @ lin.weight.t() + lin.bias, -1)
+            if gate == "probe":
+                gm = ((p[torch.arange(len(y)), y.clamp_min(0)] - 1 / kk) / (1 - 1 / kk)).clamp(0, 1)
+            else:
+                gm = (p.argmax(-1) == y).float()
+            g = torch.maximum(g, gm * now[i].float())
+        g = g.detach()
+        torch.testing.assert_close(entry["sample_weights"](k, y), g)
+        assert float(g.min()) >= 0 and float(g.max()) <= 1
+        gates.append(g)
+        lab = y >= 0
+        loss_view = loss_view + (ce * g * lab).sum() / lab.sum()
+    gates = torch.cat(gates)
+    assert bool((gates > 0).any()) and bool((gates < 1).any())  # the gate is neither all on nor all off here
+    if gate == "probe":
+        assert bool(((gates > 0) & (gates < 1)).any())  # the soft gate takes values between 0 and 1
+    total, parts = anticipation_loss(out, batch, {"verb": 1.0, "noun": 1.0, "action": 1.0})
+    assert float(parts["missing_view"]) == pytest.approx(float(loss_view.detach()), rel=1e-5)
+    for m in MODS:
+        assert f"missing_view_probe_{m}" in parts
+    # the probes' CE reaches the probes and nothing upstream of them
+    sum(v.float().sum() for n in ("missing_view_probe_rgb", "missing_view_probe_depth")
+        for v in out["aux_logits"][n]["logits"].values()).backward()
+    assert model.proj["rgb"][0].weight.grad is None and model.proj["depth"][0].weight.grad is None
+    assert view.probes["depth"]["noun"].weight.grad.abs().sum() > 0
+
+
+def test_missing_view_gate_none_is_the_ungated_view_and_an_unknown_gate_is_refused():
+    from r3d.config import load_config
+    from r3d.models.anticipator import Anticipator
+    from r3d.models.regularizers.missing_view import MissingModalityView
+
+    nc = {"verb": 3, "noun": 2, "action": 4}
+    base = ["model.dim=16", "model.head_args.depth=1", "data.img_size=16", "model.missing_view.weight=0.5"]
+    model = Anticipator(load_config(None, base), nc, actions=[[0, 0], [1, 1], [2, 0], [2, 1]]).train()
+    assert model.regularizers[0].probes is None
+    feats = {m: torch.randn(2, 8, model.backbones[m].num_features) for m in MODS}
+    out = model.forward_tokens(model.project(feats))
+    assert set(out["aux_logits"]) == {"missing_view"} and "sample_weights" not in out["aux_logits"]["missing_view"]
+    with pytest.raises(ValueError, match="model.missing_view.gate must be one of none, probe, probe_top1, got 'prob'"):
+        Anticipator(load_config(None, [*base, "model.missing_view.gate=prob"]), nc, actions=[[0, 0], [1, 1], [2, 0],
+                                                                                          [2, 1]])
+    with pytest.raises(ValueError, match="needs the token width"):
+        MissingModalityView(MODS, 0.5, gate="probe")
+    with pytest.raises(ValueError, match="probe_input must be one of mean, frames, got 'max'"):
+        MissingModalityView(MODS, 0.5, gate="probe", dim=4, num_classes=nc, probe_input="max")
+    view = MissingModalityView(MODS, 0.5, gate="probe", dim=4, num_classes=nc, probe_input="frames", num_frames=8)
+    with pytest.raises(ValueError, match=r"reads 8 tokens per sample \(data.num_frames\), got 5"):
+        view.probe(torch.randn(2, 5, 4), "rgb")
+
+
+def test_sample_weights_scale_each_samples_ce_and_keep_the_labelled_count_as_divisor():
+    from r3d.engine.losses import anticipation_loss
+
+    logits = {"verb": torch.randn(4, 3)}
+    batch = {"verb": torch.tensor([0, 2, -1, 1])}
+    wts = torch.tensor([1.0, 0.0, 0.7, 0.5])
+    loss, _ = anticipation_loss({"logits": logits}, batch, {"verb": 1.0}, sample_weights=lambda k, y: wts)
+    ce = F.cross_entropy(logits["verb"], batch["verb"].clamp_min(0), reduction="none")
+    assert float(loss) == pytest.approx(float((ce[0] * 1.0 + ce[3] * 0.5) / 3), rel=1e-6)

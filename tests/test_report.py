@@ -157,6 +157,8 @@ def test_every_plot_writes_a_non_empty_png(tmp_path):
         plots.plot_erank_before_after({"η = 0.0": {"rtf_bn": {"rgb": (3.0, 4.0), "depth": (1.0, None)}}},
                                       tmp_path / "f" / "g.png"),
         plots.plot_metric_vs_noise({}, tmp_path / "empty.png", "top-1"),  # nothing to draw: "not measured"
+        plots.plot_line_panels({"η = 0.0": {"rgb_only": ([1, 2], [50.0, 60.0]), "late": ([1, 2], [40.0, None])},
+                                "η = 1.0": {}}, tmp_path / "h.png", "epoch", "top-1", "curves"),
     ]
     for p in made:
         data = p.read_bytes()

@@ -8,7 +8,7 @@ from ..viz import plots
 from .records import PathLike, num_list, row_key
 from .claims import best_plain, with_kept
 from .stats import aggregate, compare, mean_curve, mean_std, noises_in, variants_in
-from .variants import ERANK_REFERENCES, UNIMODAL
+from .variants import ERANK_REFERENCES, RTF_VARIANTS, UNIMODAL
 
 FILES = {"accuracy": "top1_vs_best_plain.png", "kept_depth": "kept_depth.png", "fused_erank": "fused_erank.png",
          "pooled_erank": "pooled_erank.png", "before_after": "rtf_erank_before_after.png"}  # + gain_<η>, reliance
@@ -73,17 +73,20 @@ def write_plots(rows: Sequence[Mapping[str, Any]], folder: PathLike) -> Dict[str
                         for v in variants if (v, n) in agg and agg[(v, n)]["no_rgb_rel_drop_pct"].n}
            for n in noises}
     out["reliance"] = plots.plot_reliance_drops(rel, paths["reliance"])
-    if "learning" in paths:
-        curves = {}
-        for v in variants:
-            for n in noises:
+    if "learning" in paths:  # per η: the unimodal references, the best plain fuser and RTF
+        panels = {}
+        for n in noises:
+            best = best_plain(rows, n)
+            shown = [v for v in [*UNIMODAL, best, *RTF_VARIANTS] if v and v in variants]
+            curves = {}
+            for v in dict.fromkeys(shown):
                 hist = [num_list(r.get("val_top1_by_epoch")) for r in rows if row_key(r)[:2] == (v, n)]
                 hist = [h for h in hist if h]
                 if hist:
                     epochs = max(len(h) for h in hist)
-                    curves[f"{v}, η = {n}"] = (list(range(1, epochs + 1)),
-                                               [mean_std(h[e] for h in hist if e < len(h)).mean
-                                                for e in range(epochs)])
-        out["learning"] = plots.plot_lines(curves, paths["learning"], "epoch", "validation action top-1 (%)",
-                                           "Learning curves (mean over seeds)")
+                    curves[v] = (list(range(1, epochs + 1)),
+                                 [mean_std(h[e] for h in hist if e < len(h)).mean for e in range(epochs)])
+            panels[f"η = {n}"] = curves
+        out["learning"] = plots.plot_line_panels(panels, paths["learning"], "epoch", "validation action top-1 (%)",
+                                                 "Learning curves (mean over seeds)")
     return out

@@ -28,6 +28,14 @@ VARIANTS: Dict[str, Tuple[str, ...]] = {
     "rtf_ebr_mview": ("model.fuser=rtf", "model.rtf.select=bn", "model.ebr.enabled=true", "model.missing_view.weight=0.5"),
     "rtf_ebr_mview25": ("model.fuser=rtf", "model.rtf.select=bn", "model.ebr.enabled=true",
                         "model.missing_view.weight=0.25"),  # the same at weight 0.25
+    "rtf_ebr_gview": ("model.fuser=rtf", "model.rtf.select=bn", "model.ebr.enabled=true",
+                      "model.missing_view.weight=0.5", "model.missing_view.gate=probe"),  # each view's CE gated
+    "rtf_ebr_gview_mean": ("model.fuser=rtf", "model.rtf.select=bn", "model.ebr.enabled=true",
+                           "model.missing_view.weight=0.5", "model.missing_view.gate=probe",
+                           "model.missing_view.probe_input=mean"),  # the gate's probes on time-averaged tokens
+    "rtf_ebr_gview_top1": ("model.fuser=rtf", "model.rtf.select=bn", "model.ebr.enabled=true",
+                           "model.missing_view.weight=0.5", "model.missing_view.gate=probe_top1",
+                           "model.missing_view.probe_input=mean"),  # all or nothing, probes on averaged tokens
     "rtf_ebr_mdrop": ("model.fuser=rtf", "model.rtf.select=bn", "model.ebr.enabled=true",
                       "model.modality_dropout=0.25"),
     "rgb_only": ("model.modalities=[rgb]",),

@@ -66,7 +66,7 @@ class Anticipator(nn.Module):
         self.feat_norms = nn.ModuleDict(
             {m: nn.BatchNorm1d(self.backbones[m].num_features) for m in self.modalities}
         ) if self.feat_norm == "batchnorm" else None
-        self.regularizers = nn.ModuleList(build_regularizers(cfg, self.modalities, self.dim))
+        self.regularizers = nn.ModuleList(build_regularizers(cfg, self.modalities, self.dim, self.num_classes))
         self.fuser = build_fuser(cfg, self.modalities)
         section = getattr(HEADS.get(cfg.model.head), "config_section", None)
         if section:  # a head with its own config section (e.g. futr: model.long_term); token width as in_dim

@@ -20,7 +20,7 @@ Series = Tuple[Sequence[float], Sequence[Optional[float]], Optional[Sequence[Opt
 
 __all__ = [
     "plot_erank_vs_observed", "plot_mutual_gain_vs_observed", "plot_reliance", "plot_reliance_drops",
-    "plot_metric_vs_noise", "plot_erank_before_after", "plot_panel_bars",
+    "plot_metric_vs_noise", "plot_erank_before_after", "plot_panel_bars", "plot_line_panels",
 ]
 
 
@@ -132,6 +132,37 @@ def plot_lines(series: Mapping[str, Tuple[Sequence[float], Sequence[Optional[flo
     else:
         _empty(ax)
     ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def plot_line_panels(panels: Mapping[str, Mapping[str, Tuple[Sequence[float], Sequence[Optional[float]]]]],
+                     path: PathLike, xlabel: str, ylabel: str, title: str) -> Path:
+    """Small multiples: one axis per panel (e.g. per noise level), one line per label, a label keeps its colour in
+    every panel; "not measured" in a panel without values.
+
+    Args:
+        panels: {panel title: {label: (x [P], y [P])}}, None for a missing point.
+        path: PNG to write.
+    """
+    names = list(dict.fromkeys(label for series in panels.values() for label in series))
+    colors = _colors(names)
+    fig, axes = _figure(width=4.2 if len(panels) > 1 else 6.4, height=3.8, ncols=max(1, len(panels)))
+    for ax, (panel, series) in zip(axes, panels.items()):
+        drawn = False
+        for label, (x, ys) in series.items():
+            if any(_ok(v) for v in ys):
+                ax.plot([float(f) for f in x], [_nan(v) for v in ys], marker="o", ms=2, color=colors[label],
+                        label=label)
+                drawn = True
+        if drawn:
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        else:
+            _empty(ax)
+        ax.set_title(panel, fontsize=9)
+    fig.suptitle(title, fontsize=10)
     return _save(fig, path)
 
 

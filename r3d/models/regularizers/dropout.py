@@ -8,7 +8,7 @@ modality. Inactive in eval mode.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -30,7 +30,8 @@ class ModalityDropout(nn.Module):
         self.p = float(p)
 
     @classmethod
-    def from_config(cls, cfg, modalities: Sequence[str], dim: int) -> Optional["ModalityDropout"]:
+    def from_config(cls, cfg, modalities: Sequence[str], dim: int,
+                    num_classes: Mapping[str, int]) -> Optional["ModalityDropout"]:
         p = float(cfg.model.modality_dropout)
         return cls(modalities, p) if p > 0 and len(modalities) > 1 else None
 

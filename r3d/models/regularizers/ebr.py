@@ -16,7 +16,7 @@ decoded by i's own decoder — and the fuser treats i as present.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -74,7 +74,8 @@ class ExplicitBasisReallocation(nn.Module):
         self._cal_count: Optional[Tensor] = None
 
     @classmethod
-    def from_config(cls, cfg, modalities: Sequence[str], dim: int) -> Optional["ExplicitBasisReallocation"]:
+    def from_config(cls, cfg, modalities: Sequence[str], dim: int,
+                    num_classes: Mapping[str, int]) -> Optional["ExplicitBasisReallocation"]:
         e = cfg.model.ebr
         if not e.enabled:
             return None

@@ -9,7 +9,7 @@ modalities are present count. The teacher side is detached, so KD never sends a 
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -34,7 +34,8 @@ class CrossModalKD(nn.Module):
         self.teacher, self.student, self.loss, self.weight, self.temperature = teacher, student, loss, weight, temperature
 
     @classmethod
-    def from_config(cls, cfg, modalities: Sequence[str], dim: int) -> Optional["CrossModalKD"]:
+    def from_config(cls, cfg, modalities: Sequence[str], dim: int,
+                    num_classes: Mapping[str, int]) -> Optional["CrossModalKD"]:
         k = cfg.model.kd
         if not k.enabled:
             return None

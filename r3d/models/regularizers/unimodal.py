@@ -15,7 +15,7 @@ the anticipator returns them as ``outputs["aux_logits"]`` and the next-action lo
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -37,7 +37,8 @@ class UnimodalSupervision(nn.Module):
         self.weight = float(weight)
 
     @classmethod
-    def from_config(cls, cfg, modalities: Sequence[str], dim: int) -> Optional["UnimodalSupervision"]:
+    def from_config(cls, cfg, modalities: Sequence[str], dim: int,
+                    num_classes: Mapping[str, int]) -> Optional["UnimodalSupervision"]:
         w = float(cfg.model.unimodal.weight)
         return cls(modalities, w) if w > 0 and len(modalities) > 1 else None
 
