@@ -54,7 +54,7 @@ class MissingModalityView(nn.Module):
     with a probe gate each view sample's CE is weighted by how well the remaining stream alone predicts its label."""
 
     def __init__(self, modalities: Sequence[str], weight: float, gate: str = "none", dim: Optional[int] = None,
-                 num_classes: Optional[Mapping[str, int]] = None, probe_input: str = "mean",
+                 num_classes: Optional[Mapping[str, int]] = None, probe_input: str = "frames",
                  num_frames: Optional[int] = None) -> None:
         super().__init__()
         if not weight > 0:
@@ -73,7 +73,7 @@ class MissingModalityView(nn.Module):
         self.gate = gate
         self.probe_input = probe_input
         self.num_frames = num_frames
-        width = (dim or 0) * (num_frames or 0 if probe_input == "frames" else 1)
+        width = (dim or 0) * ((num_frames or 0) if probe_input == "frames" else 1)
         # probes[m][k]: Linear(C or T·C, K_k) on stream m's detached tokens, averaged or in order (probe gates only)
         self.probes = nn.ModuleDict(
             {m: nn.ModuleDict({k: nn.Linear(width, n) for k, n in num_classes.items()}) for m in self.modalities}
