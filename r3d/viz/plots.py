@@ -106,6 +106,25 @@ def plot_erank_vs_observed(curves: Mapping, path: PathLike, title: str = "Effect
     return _save(fig, path)
 
 
+def _draw_lines(ax, series: Mapping[str, Tuple[Sequence[float], Sequence[Optional[float]]]], colors: Mapping[str, tuple],
+                xlabel: str, ylabel: str, ms: float, legend_size: float, hline: Optional[float] = None) -> None:
+    """One line per label on `ax`, markers at the points (None = a gap); "not measured" when no series has a value."""
+    drawn = False
+    for label, (x, ys) in series.items():
+        if any(_ok(v) for v in ys):
+            ax.plot([float(f) for f in x], [_nan(v) for v in ys], marker="o", ms=ms, color=colors[label], label=label)
+            drawn = True
+    if not drawn:
+        _empty(ax)
+        return
+    if hline is not None:
+        ax.axhline(hline, color="grey", lw=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size)
+
+
 def plot_lines(series: Mapping[str, Tuple[Sequence[float], Sequence[Optional[float]]]], path: PathLike, xlabel: str,
                ylabel: str, title: str, hline: Optional[float] = None) -> Path:
     """One line per label, markers at the points; "not measured" when no series has a value.
@@ -116,21 +135,7 @@ def plot_lines(series: Mapping[str, Tuple[Sequence[float], Sequence[Optional[flo
         hline: a grey reference line at this y (e.g. 0 for a gain).
     """
     fig, (ax,) = _figure()
-    colors = _colors(list(series))
-    drawn = False
-    for label, (x, ys) in series.items():
-        if any(_ok(v) for v in ys):
-            ax.plot([float(f) for f in x], [_nan(v) for v in ys], marker="o", ms=3, color=colors[label], label=label)
-            drawn = True
-    if drawn:
-        if hline is not None:
-            ax.axhline(hline, color="grey", lw=0.8)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    else:
-        _empty(ax)
+    _draw_lines(ax, series, _colors(list(series)), xlabel, ylabel, ms=3, legend_size=8, hline=hline)
     ax.set_title(title, fontsize=10)
     return _save(fig, path)
 
@@ -144,23 +149,10 @@ def plot_line_panels(panels: Mapping[str, Mapping[str, Tuple[Sequence[float], Se
         panels: {panel title: {label: (x [P], y [P])}}, None for a missing point.
         path: PNG to write.
     """
-    names = list(dict.fromkeys(label for series in panels.values() for label in series))
-    colors = _colors(names)
+    colors = _colors(list(dict.fromkeys(label for series in panels.values() for label in series)))
     fig, axes = _figure(width=4.2 if len(panels) > 1 else 6.4, height=3.8, ncols=max(1, len(panels)))
     for ax, (panel, series) in zip(axes, panels.items()):
-        drawn = False
-        for label, (x, ys) in series.items():
-            if any(_ok(v) for v in ys):
-                ax.plot([float(f) for f in x], [_nan(v) for v in ys], marker="o", ms=2, color=colors[label],
-                        label=label)
-                drawn = True
-        if drawn:
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel(ylabel)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-        else:
-            _empty(ax)
+        _draw_lines(ax, series, colors, xlabel, ylabel, ms=2, legend_size=7)
         ax.set_title(panel, fontsize=9)
     fig.suptitle(title, fontsize=10)
     return _save(fig, path)

@@ -146,10 +146,12 @@ class MissingModalityView(nn.Module):
         if not self.training:
             return {}
         out: Dict[str, Dict[str, Any]] = {}
+        probe_logits: Dict[str, Dict[str, Tensor]] = {}  # {m: {k: (B,K)}}: one probe pass per stream, for both uses
         if self.probes is not None:
             for m in self.modalities:
+                probe_logits[m] = self.probe(tokens[m], m)
                 if present[m].any():
-                    out[f"missing_view_probe_{m}"] = {"logits": self.probe(tokens[m][present[m]], m),
+                    out[f"missing_view_probe_{m}"] = {"logits": {k: v[present[m]] for k, v in probe_logits[m].items()},
                                                       "valid": present[m], "weight": 1.0}
         valid, now = self.drop_one(present)
         if not valid.any():
@@ -158,10 +160,9 @@ class MissingModalityView(nn.Module):
                   for i, m in enumerate(self.modalities)}
         view_p = {m: now[i] for i, m in enumerate(self.modalities)}
         entry: Dict[str, Any] = {"logits": predict(view_t, view_p), "valid": valid, "weight": self.weight}
-        if self.probes is not None:
-            with torch.no_grad():
-                probs = {m: {k: F.softmax(v, -1) for k, v in self.probe(tokens[m][valid], m).items()}
-                         for m in self.modalities}
+        if self.probes is not None:  # a view sample's absent stream has zero tokens; `now` masks it out of the gate
+            probs = {m: {k: F.softmax(v[valid].detach(), -1) for k, v in probe_logits[m].items()}
+                     for m in self.modalities}
             entry["sample_weights"] = self.gate_weights(probs, now)
         out["missing_view"] = entry
         return out
